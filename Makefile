@@ -1,0 +1,38 @@
+# Every target creates the virtual environment when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+ARGS ?=
+
+.PHONY: install train sweep test lint format clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: any other torch spec may pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/activate
+
+install: $(BIN)/activate  ## create .venv with torch (CPU) and the project
+
+train: install  ## train the default model on the built-in cohort: make train ARGS="head=split loss=ce"
+	$(BIN)/python train.py $(ARGS)
+
+sweep: install  ## the four head x loss jobs and their comparison table
+	$(BIN)/python train.py -m head=fused,split loss=bce,ce $(ARGS)
+
+test: install  ## the whole test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests scripts train.py
+	$(BIN)/ruff format --check src tests scripts train.py
+
+format: install
+	$(BIN)/ruff check --fix src tests scripts train.py
+	$(BIN)/ruff format src tests scripts train.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Cohorts, labels, splits and batches."""

@@ -1,0 +1,62 @@
+"""Train/val/test splits stratified on the joint task labels, fixed by the data seed alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from multihead.errors import ConfigError, DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int) -> np.ndarray:
+    """Joint label strata; strata too small to split fall back to the first task's label.
+
+    Rare (age bin, sex) combinations would otherwise make a stratified split impossible;
+    falling back keeps the split stratified on what the data can support.
+    """
+    joint = np.array(["|".join(map(str, row)) for row in labels])
+    counts = Counter(joint)
+    coarse = np.array([f"{task_names[0]}={row[0]}" for row in labels])
+    strata = np.where([counts[s] >= min_count for s in joint], joint, coarse)
+    counts = Counter(strata)
+    return np.where([counts[s] >= min_count for s in strata], strata, "rare")
+
+
+def stratified_split(
+    labels: np.ndarray, task_names: list[str], val_fraction: float, test_fraction: float,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Sorted index arrays per split. Same labels + seed -> same split, whatever the model seed."""
+    n = len(labels)
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            "data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1, "
+            f"got {val_fraction} and {test_fraction}"
+        )
+    min_count = max(3, int(np.ceil(1 / min(val_fraction, test_fraction))))
+    if n < 3 * min_count:
+        raise DataError(
+            f"only {n} samples: a stratified train/val/test split with val={val_fraction}, "
+            f"test={test_fraction} needs at least {3 * min_count}"
+        )
+    strata = strata_from_labels(labels, task_names, min_count)
+    for task_index, name in enumerate(task_names):
+        classes, counts = np.unique(labels[:, task_index], return_counts=True)
+        rare = classes[counts < 3]
+        if len(rare):
+            raise DataError(
+                f"task {name!r}: class indices {rare.tolist()} have fewer than 3 samples, too few "
+                "to appear in train, val and test; merge them with a neighbouring class "
+                "(for binned tasks, widen data.tasks bins)"
+            )
+    idx = np.arange(n)
+    rest, test = train_test_split(idx, test_size=test_fraction, stratify=strata, random_state=seed)
+    val_share = val_fraction / (1 - test_fraction)
+    rest_strata = strata_from_labels(labels[rest], task_names, 2)
+    train, val = train_test_split(rest, test_size=val_share, stratify=rest_strata,
+                                  random_state=seed)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}

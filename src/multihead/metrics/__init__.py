@@ -1,0 +1,1 @@
+"""Exact per-task metrics (torchmetrics), safe on several processes."""

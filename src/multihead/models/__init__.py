@@ -1,0 +1,1 @@
+"""Networks (shared trunk + heads) and the losses that train them."""

@@ -1,0 +1,25 @@
+"""`head=split`: one Linear per task on the shared latent vector."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from multihead.tasks import TaskLayout
+
+
+def task_linears(layout: TaskLayout, latent: int) -> nn.ModuleList:
+    """One Linear per task, created in task order: the RNG draws that `fused` reproduces."""
+    return nn.ModuleList(nn.Linear(latent, size) for size in layout.sizes)
+
+
+class SplitHead(nn.Module):
+    def __init__(self, layout: TaskLayout, latent: int) -> None:
+        super().__init__()
+        self.layout = layout
+        self.heads = nn.ModuleDict(
+            zip(layout.names, task_linears(layout, latent), strict=True)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(z) for head in self.heads.values()], dim=1)

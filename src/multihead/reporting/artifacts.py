@@ -1,0 +1,87 @@
+"""Test-time artifacts of one run: metrics.json, confusion and per-class tables, predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from multihead.data.datamodule import PreparedCohort
+from multihead.metrics.evaluation import EvaluationMetrics
+from multihead.metrics.per_class import per_class_table
+from multihead.models.losses.base import MultiTaskLoss
+from multihead.reporting.confusion_plot import plot_confusion
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class TestResults:
+    scalars: dict[str, float]
+    confusion: dict[str, np.ndarray]
+    stat_scores: dict[str, np.ndarray]
+    index: np.ndarray
+    probs: np.ndarray
+    loss_name: str
+
+
+def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> TestResults:
+    """Compute everything; collective under DDP, so every rank must call it."""
+    scalars = metrics.compute_scalars()
+    confusion = {n: m.confusion.compute().cpu().numpy() for n, m in metrics.tasks.items()}
+    stats = {n: m.stat_scores.compute().cpu().numpy() for n, m in metrics.tasks.items()}
+    index, probs = metrics.predictions.compute()
+    return TestResults(scalars, confusion, stats, index.cpu().numpy(), probs.cpu().numpy(),
+                       loss.name)
+
+
+def nested_scalars(scalars: dict[str, float], task_names: list[str]) -> dict:
+    """`age/accuracy` keys -> {"tasks": {"age": {"accuracy": ...}}, "joint_accuracy": ...}."""
+    out: dict = {"tasks": {name: {} for name in task_names}}
+    for key, value in scalars.items():
+        task, _, metric = key.partition("/")
+        if metric:
+            out["tasks"][task][metric] = value
+        else:
+            out[key] = value
+    return out
+
+
+def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFrame:
+    """One row per test sample: id, true and predicted class per task, and every probability."""
+    frame = pd.DataFrame({"sample_id": [cohort.sample_ids[i] for i in results.index]})
+    labels = cohort.labels.numpy()[results.index]
+    start = 0
+    for j, task in enumerate(cohort.tasks):
+        probs = results.probs[:, start:start + task.num_classes]
+        start += task.num_classes
+        classes = np.asarray(task.classes, dtype=object)
+        true = labels[:, j]
+        frame[f"{task.name}_true"] = np.where(true >= 0, classes[np.maximum(true, 0)], None)
+        frame[f"{task.name}_pred"] = classes[probs.argmax(axis=1)]
+        for k, name in enumerate(task.classes):
+            frame[f"{task.name}_p[{name}]"] = probs[:, k]
+    return frame
+
+
+def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    task_names = [t.name for t in cohort.tasks]
+    summary = nested_scalars(results.scalars, task_names)
+    summary["loss_name"] = results.loss_name
+    summary["n_test"] = int(len(results.index))
+    for task in cohort.tasks:
+        matrix = results.confusion[task.name]
+        summary["tasks"][task.name]["n"] = int(matrix.sum())
+        frame = pd.DataFrame(matrix, index=pd.Index(task.classes, name="true"),
+                             columns=pd.Index(task.classes, name="predicted"))
+        frame.to_csv(out / f"confusion_{task.name}.csv")
+        plot_confusion(matrix, list(task.classes), f"{task.name}: test confusion matrix",
+                       out / f"confusion_{task.name}.png")
+        per_class_table(results.stat_scores[task.name], list(task.classes)).to_csv(
+            out / f"per_class_{task.name}.csv", index=False)
+    predictions_frame(results, cohort).to_csv(out / "predictions.csv", index=False)
+    (out / METRICS_FILE).write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,1 @@
+"""Config validation, the LightningModule, and running one job or a sweep."""

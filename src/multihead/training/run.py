@@ -1,0 +1,66 @@
+"""One training job: validate, prepare data, fit, test with the best checkpoint, write results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from multihead.data.datamodule import prepare_cohort
+from multihead.models.network import count_parameters
+from multihead.reporting.artifacts import METRICS_FILE
+from multihead.reporting.console import print_run_table
+from multihead.training.builders import build_datamodule, build_module, build_trainer
+from multihead.training.validation import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def describe(cfg: DictConfig) -> dict:
+    """What this run is, in the words a comparison table uses."""
+    return {"head": cfg.head.name, "loss": cfg.loss.name, "seed": int(cfg.seed),
+            "data": cfg.data.get("name", cfg.data.source), "data_seed": int(cfg.data.seed)}
+
+
+def save_inputs(out: Path, cfg: DictConfig, datamodule) -> None:
+    """Config, split assignment and the truly informative features, before any training."""
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    datamodule.split_frame().to_csv(out / "splits.csv", index=False)
+    if datamodule.cohort.informative:
+        (out / "informative_features.json").write_text(
+            json.dumps(datamodule.cohort.informative, indent=1))
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one job; returns the test metrics that were written to `metrics.json`."""
+    OmegaConf.resolve(cfg)  # spawned DDP workers have no Hydra context to resolve `${hydra:..}`
+    validate_config(cfg)
+    started = time.perf_counter()
+    cohort = prepare_cohort(cfg.data)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module = build_module(cfg, cohort, output_dir=str(out))
+    datamodule = build_datamodule(cfg, cohort)
+    trainer = build_trainer(cfg, out)
+    save_inputs(out, cfg, datamodule)
+    trainer.fit(module, datamodule=datamodule)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    metrics.update(describe(cfg))
+    metrics.update({
+        "num_parameters": count_parameters(module.net),
+        "num_features": cohort.num_features,
+        "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
+        "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
+        "epochs_trained": int(trainer.current_epoch),
+        "seconds": round(time.perf_counter() - started, 2),
+    })
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    d = describe(cfg)
+    print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} seed={d['seed']}"
+                             f"  ({out})")
+    return metrics

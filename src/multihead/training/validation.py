@@ -1,0 +1,41 @@
+"""Check a composed config before anything is trained or written."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from multihead.errors import ConfigError
+from multihead.tasks import tasks_from_config
+
+
+def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
+    value = OmegaConf.select(cfg, key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the key for anything that would fail later, or silently."""
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"config keys without a value: {sorted(missing)}")
+    _require_int(cfg, "seed", 0)
+    _require_int(cfg, "data.seed", 0)
+    _require_int(cfg, "data.batch_size", 1)
+    _require_int(cfg, "data.eval_batch_size", 1)
+    for group in ("head", "loss"):
+        if "_target_" not in cfg[group]:
+            raise ConfigError(f"{group}: the config has no _target_ (which class builds it)")
+    tasks_from_config(cfg.data.tasks)
+    hidden = cfg.model.trunk.hidden
+    if any(int(h) < 1 for h in hidden) or int(cfg.model.trunk.latent) < 1:
+        raise ConfigError(f"model.trunk: widths must be >= 1, got hidden={list(hidden)}, "
+                          f"latent={cfg.model.trunk.latent}")
+    if not 0 <= float(cfg.model.trunk.dropout) < 1:
+        raise ConfigError(f"model.trunk.dropout must be in [0, 1), got {cfg.model.trunk.dropout}")
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if strategy.startswith("ddp") and not strategy.startswith("ddp_spawn"):
+        raise ConfigError(
+            f"trainer.strategy={strategy!r} relaunches the script with the command line and "
+            "breaks Hydra runs and sweeps; use trainer=ddp_cpu (ddp_spawn) or a ddp_spawn strategy"
+        )
