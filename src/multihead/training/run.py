@@ -64,3 +64,21 @@ def train(cfg: DictConfig) -> dict:
     print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} seed={d['seed']}"
                              f"  ({out})")
     return metrics
+
+
+def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
+    """Test a saved checkpoint on the config's test split, writing the usual artifacts.
+
+    The cohort and split are rebuilt from `data.*` (fixed by `data.seed`), so a checkpoint
+    trained on several processes can be re-measured on one, or the reverse.
+    """
+    OmegaConf.resolve(cfg)
+    validate_config(cfg)
+    cohort = prepare_cohort(cfg.data)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module = build_module(cfg, cohort, output_dir=str(out))
+    trainer = build_trainer(cfg, out)
+    trainer.test(module, datamodule=build_datamodule(cfg, cohort), ckpt_path=str(checkpoint),
+                 verbose=False)
+    return json.loads((out / METRICS_FILE).read_text())

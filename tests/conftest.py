@@ -1,0 +1,42 @@
+"""Shared test helpers: compose the real Hydra config with small, fast overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# A small cohort that still has structure; training on it takes a few seconds.
+SMALL = [
+    "debug=fast",
+    "logger=none",
+    "data.synthetic.n_samples=500",
+    "data.synthetic.n_features=400",
+    "data.synthetic.n_age_features=100",
+    "trainer.max_epochs=8",
+    "callbacks.early_stopping=null",
+]
+
+
+def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The config `python train.py OVERRIDES` would get, with the output folder fixed."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else [
+            "paths.output_dir=/tmp/unused"]
+        return compose(config_name="train", overrides=[*overrides, *extra])
+
+
+@pytest.fixture
+def small_config(tmp_path: Path):
+    def make(*overrides: str, out: str = "run") -> DictConfig:
+        return compose_config([*SMALL, *overrides], tmp_path / out)
+
+    return make
