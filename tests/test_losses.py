@@ -178,10 +178,24 @@ def test_ce_task_with_all_labels_missing_contributes_zero_with_zero_gradient():
     assert torch.isfinite(total)
     close(parts["b"], 0.0)
     close(total, ce_reference(LOGITS, labels.tolist())[0])
+    # The empty task's part itself stays in the graph (not merely reached through the other
+    # task via the concatenation): its gradient is zeros, not "does not require grad".
+    (grad_b,) = torch.autograd.grad(parts["b"], z_b, retain_graph=True)
+    torch.testing.assert_close(grad_b, torch.zeros_like(z_b), rtol=0, atol=0)
     total.backward()
     assert z_b.grad is not None
     torch.testing.assert_close(z_b.grad, torch.zeros_like(z_b), rtol=0, atol=0)
     assert torch.count_nonzero(z_a.grad) == z_a.numel()
+
+
+def test_ce_single_task_all_missing_still_backpropagates():
+    layout = TaskLayout((B,), (2,))
+    z = logits_tensor()[:, 3:5].clone().requires_grad_(True)
+    total, parts = CrossEntropyLoss()(z, labels_tensor([[-1]] * 4), layout)
+    close(total, 0.0)
+    total.backward()
+    assert z.grad is not None
+    torch.testing.assert_close(z.grad, torch.zeros_like(z), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------- probabilities

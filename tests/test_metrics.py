@@ -26,7 +26,7 @@ from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.joint import JointAccuracy
 from multihead.metrics.per_class import per_class_table
 from multihead.metrics.prediction_store import PredictionStore
-from multihead.metrics.task_metrics import ECE_BINS, TaskMetrics
+from multihead.metrics.task_metrics import TaskMetrics
 from multihead.tasks import Task, TaskLayout, bin_labels
 
 EDGES = (18.0, 30.0, 45.0, 60.0, 90.0)
@@ -105,7 +105,7 @@ def years_for(target: np.ndarray, seed: int, nan_share: float = 0.25) -> np.ndar
 # --------------------------------------------------------------------- hand references
 
 
-def ece_reference(probs: np.ndarray, target: np.ndarray, n_bins: int = ECE_BINS) -> float:
+def ece_reference(probs: np.ndarray, target: np.ndarray, n_bins: int = 15) -> float:
     """Top-label ECE with equal-width bins [b_i, b_i+1) over [0, 1]."""
     probs = probs.astype(np.float64)
     confidence = probs.max(axis=1)

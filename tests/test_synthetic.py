@@ -169,7 +169,9 @@ def test_sex_label_noise_rate() -> None:
 
 
 def test_no_label_noise_means_expression_agrees() -> None:
-    cohort = make_cohort(seed=5, n_samples=800, n_features=600, n_age_features=50, sex_label_noise=0)
+    cohort = make_cohort(
+        seed=5, n_samples=800, n_features=600, n_age_features=50, sex_label_noise=0
+    )
     observed_male = (cohort.samples["sex"] == "male").to_numpy()
     assert (_y_based_male_call(cohort) != observed_male).mean() < 0.003
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import confusion_matrix
 
 from multihead.training.run import train
@@ -42,3 +43,19 @@ def test_head_loss_beats_majority_class(small_config, head, loss):
     assert ("incoherent_rate" in metrics["tasks"]["age"]) == (loss == "bce")
     saved = json.loads((Path(out) / "metrics.json").read_text())
     assert saved["head"] == head and saved["loss"] == loss and saved["num_parameters"] > 0
+
+
+def test_third_task_trains_decodes_and_is_measured(small_config):
+    cfg = small_config("head=fused", "loss=ce",
+                       "+data.tasks.batch={column: batch, classes: [batch1, batch2, batch3]}")
+    metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert list(metrics["tasks"]) == ["age", "sex", "batch"]
+    preds = pd.read_csv(out / "predictions.csv")
+    assert {"batch_true", "batch_pred", "batch_p[batch1]"} <= set(preds.columns)
+    accuracy = (preds["batch_true"] == preds["batch_pred"]).mean()
+    assert metrics["tasks"]["batch"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert (out / "confusion_batch.csv").exists() and (out / "per_class_batch.csv").exists()
+    state = torch.load(out / metrics["best_checkpoint"], weights_only=False)
+    n_classes = len(pd.read_csv(out / "confusion_age.csv", index_col=0)) + 2 + 3
+    assert state["state_dict"]["net.head.linear.weight"].shape[0] == n_classes

@@ -63,36 +63,30 @@ class TaskLayout:
         return [t.name for t in self.tasks]
 
 
-def bin_edges_from_config(name: str, spec: Mapping | Sequence) -> tuple[float, ...]:
-    """Accept explicit edges or {start, stop, width}; refuse anything not strictly increasing."""
-    if isinstance(spec, Mapping):
-        try:
-            start, stop, width = float(spec["start"]), float(spec["stop"]), float(spec["width"])
-        except KeyError as err:
-            raise ConfigError(
-                f"data.tasks.{name}.bins needs start, stop and width (missing {err}), "
-                "or a list of edges"
-            ) from None
-        if width <= 0 or stop <= start:
-            raise ConfigError(
-                f"data.tasks.{name}.bins: need width > 0 and stop > start, "
-                f"got start={start}, stop={stop}, width={width}"
-            )
-        edges = [float(e) for e in np.arange(start, stop, width)] + [stop]
-        if len(edges) >= 2 and edges[-1] - edges[-2] < 1e-9:
-            edges.pop(-2)
+def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
+    """Explicit `edges`, else `bins: {start, stop, width}`; refuse anything not increasing."""
+    if spec.get("edges") is not None:
+        edges = [float(e) for e in spec["edges"]]
+        key = f"data.tasks.{name}.edges"
     else:
-        edges = [float(e) for e in spec]
+        bins, key = spec["bins"], f"data.tasks.{name}.bins"
+        try:
+            start, stop, width = float(bins["start"]), float(bins["stop"]), float(bins["width"])
+        except (KeyError, TypeError) as err:
+            raise ConfigError(f"{key} needs start, stop and width (got {bins!r}: {err}); "
+                              f"or give data.tasks.{name}.edges as a list") from None
+        if width <= 0 or stop <= start:
+            raise ConfigError(f"{key}: need width > 0 and stop > start, "
+                              f"got start={start:g}, stop={stop:g}, width={width:g}")
+        edges = [float(e) for e in np.arange(start, stop, width)] + [stop]
+        if len(edges) >= 3 and edges[-1] - edges[-2] < 1e-9:
+            edges.pop(-2)
     if len(edges) < 3:
-        raise ConfigError(
-            f"data.tasks.{name}.bins: need at least 3 edges (2 classes), got {list(edges)}"
-        )
+        raise ConfigError(f"{key}: need at least 3 edges (2 classes), got {edges}")
     bad = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if not b > a]
     if bad:
-        raise ConfigError(
-            f"data.tasks.{name}.bins: edges must be strictly increasing; "
-            f"offending pairs {bad[:3]} in {list(edges)}"
-        )
+        raise ConfigError(f"{key}: edges must be strictly increasing; "
+                          f"offending pairs {bad[:3]} in {edges}")
     return tuple(edges)
 
 
@@ -115,8 +109,8 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
         if spec is None:
             continue  # `~data.tasks.sex` or `data.tasks.sex=null` removes a task
         column = spec.get("column") or name
-        if spec.get("bins") is not None:
-            edges = bin_edges_from_config(name, spec["bins"])
+        if spec.get("bins") is not None or spec.get("edges") is not None:
+            edges = bin_edges_from_config(name, spec)
             tasks.append(Task(name, column, bin_labels(edges), edges=edges, ordered=True))
         elif spec.get("classes"):
             classes = tuple(str(c) for c in spec["classes"])
@@ -126,7 +120,8 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
                 )
             tasks.append(Task(name, column, classes, ordered=bool(spec.get("ordered", False))))
         else:
-            raise ConfigError(f"data.tasks.{name}: give either `bins` (edges) or `classes`")
+            raise ConfigError(f"data.tasks.{name}: give `edges` or `bins` (binned values) "
+                              "or `classes` (categories)")
     if not tasks:
         raise ConfigError("data.tasks: every task was removed; at least one task is needed")
     return tuple(tasks)

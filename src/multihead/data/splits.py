@@ -18,12 +18,16 @@ def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int
     Rare (age bin, sex) combinations would otherwise make a stratified split impossible;
     falling back keeps the split stratified on what the data can support.
     """
-    joint = np.array(["|".join(map(str, row)) for row in labels])
+    joint = np.array(["|".join(map(str, row)) for row in labels], dtype=object)
     counts = Counter(joint)
-    coarse = np.array([f"{task_names[0]}={row[0]}" for row in labels])
+    coarse = np.array([f"{task_names[0]}={row[0]}" for row in labels], dtype=object)
     strata = np.where([counts[s] >= min_count for s in joint], joint, coarse)
     counts = Counter(strata)
-    return np.where([counts[s] >= min_count for s in strata], strata, "rare")
+    strata = np.where([counts[s] >= min_count for s in strata], strata, "rare")
+    counts = Counter(strata)
+    if 0 < counts["rare"] < min_count:  # too few even together: join the largest stratum
+        strata[strata == "rare"] = counts.most_common(1)[0][0]
+    return strata
 
 
 def stratified_split(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multihead.errors import ConfigError
@@ -33,6 +34,10 @@ def validate_config(cfg: DictConfig) -> None:
                           f"latent={cfg.model.trunk.latent}")
     if not 0 <= float(cfg.model.trunk.dropout) < 1:
         raise ConfigError(f"model.trunk.dropout must be in [0, 1), got {cfg.model.trunk.dropout}")
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator!r} but no CUDA GPU is visible; "
+                          "use trainer=cpu or trainer=ddp_cpu")
     strategy = str(cfg.trainer.get("strategy", "auto"))
     if strategy.startswith("ddp") and not strategy.startswith("ddp_spawn"):
         raise ConfigError(
