@@ -36,7 +36,9 @@ class TaskMetrics(nn.Module):
             "accuracy": MulticlassAccuracy(k, average="micro"),
             "balanced_accuracy": MulticlassRecall(k, average="macro"),
             "f1_macro": MulticlassF1Score(k, average="macro"),
-            "auroc_macro": MulticlassAUROC(k, average="macro", thresholds=None),
+            # per class, averaged in compute_scalars: torchmetrics' macro scores a class with
+            # no positives as 0 and still divides by k, which understates AUROC
+            "auroc_macro": MulticlassAUROC(k, average="none", thresholds=None),
             "ece": MulticlassCalibrationError(k, n_bins=ECE_BINS, norm="l1"),
         })
         self.confusion = MulticlassConfusionMatrix(k)
@@ -65,7 +67,10 @@ class TaskMetrics(nn.Module):
                 ((pred - target).abs() <= 1).float())
 
     def compute_scalars(self) -> dict[str, float]:
-        out = {k: float(v) for k, v in self.scalars.compute().items()}
+        scalars = self.scalars.compute()
+        present = self.stat_scores.compute()[:, 4] > 0  # support: classes with positives
+        scalars["auroc_macro"] = scalars["auroc_macro"][present].mean()
+        out = {k: float(v) for k, v in scalars.items()}
         if self.ordinal is not None:
             out.update({k: float(v) for k, v in self.ordinal.compute().items()})
         return out
