@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import torch
 from sklearn.metrics import confusion_matrix
 
 from multihead.training.run import train
+from tests.conftest import ROOT, SMALL
 
 
 @pytest.mark.parametrize("head", ["fused", "split"])
@@ -59,3 +63,19 @@ def test_third_task_trains_decodes_and_is_measured(small_config):
     state = torch.load(out / metrics["best_checkpoint"], weights_only=False)
     n_classes = len(pd.read_csv(out / "confusion_age.csv", index_col=0)) + 2 + 3
     assert state["state_dict"]["net.head.linear.weight"].shape[0] == n_classes
+
+
+def test_wandb_without_credentials_runs_offline_and_never_prompts(tmp_path):
+    """No key, no netrc, no terminal input: the run finishes offline and says how to sync."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "no-netrc"))
+    (tmp_path / "home").mkdir()
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train.py", *SMALL, "trainer.max_epochs=1", "logger=wandb",
+           f"hydra.run.dir={out}"]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "wandb sync" in run.stdout
+    assert (out / "metrics.json").exists()
+    assert list((out / "wandb").glob("offline-run-*")), "no offline W&B run folder"

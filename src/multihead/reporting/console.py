@@ -36,5 +36,10 @@ def run_table(metrics: Mapping, title: str) -> Table:
     return table
 
 
+def wide_console() -> Console:
+    """At least 110 columns, so tables stay readable in logs and CI (no terminal there)."""
+    return Console(width=max(110, Console().width))
+
+
 def print_run_table(metrics: Mapping, title: str) -> None:
-    Console().print(run_table(metrics, title))
+    wide_console().print(run_table(metrics, title))

@@ -62,7 +62,7 @@ def train(cfg: DictConfig) -> dict:
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     d = describe(cfg)
     print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} seed={d['seed']}"
-                             f"  ({out})")
+                             f"\nfolder: {out}")
     return metrics
 
 

@@ -14,6 +14,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from multihead.reporting.console import wide_console
+
 KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years")
 
 
@@ -70,7 +72,7 @@ class SweepSummary(Callback):
         frame = pd.DataFrame([job_row(d, o) for d, o in self.jobs])
         sweep_dir = Path(config.hydra.sweep.dir)
         frame.to_csv(sweep_dir / "summary.csv", index=False)
-        Console(width=max(160, Console().width)).print(
+        wide_console().print(
             summary_table(frame, f"sweep summary: {len(frame)} jobs ({sweep_dir})"))
         failed = int((frame["status"] != "ok").sum())
         self.jobs = []
