@@ -51,10 +51,10 @@ def test_fused_ce_equals_split_ce_after_training(small_config):
     trunk = [k for k in a if k.startswith("net.trunk.")]
     assert trunk and all(k in b for k in trunk)
     for key in trunk:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)
     for part in ("weight", "bias"):
         stacked = torch.cat([b[f"net.head.heads.{t}.{part}"] for t in ("age", "sex")])
-        torch.testing.assert_close(a[f"net.head.linear.{part}"], stacked, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[f"net.head.linear.{part}"], stacked, rtol=1e-3, atol=1e-4)
     for task in ("age", "sex"):
         for name, value in m_fused["tasks"][task].items():
             assert m_split["tasks"][task][name] == pytest.approx(value, abs=1e-4), (task, name)
