@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from multihead.data.codings import CODINGS, normalise
 from multihead.errors import ConfigError
 
 
@@ -23,6 +24,10 @@ class Task:
     classes: tuple[str, ...]
     edges: tuple[float, ...] | None = None
     ordered: bool = False
+    #: raw value (normalised: case and spaces ignored) -> class name, applied before matching
+    codes: tuple[tuple[str, str], ...] = ()
+    #: `bins: quantile:N`: edges are fitted to the data's values by `with_edges` before use
+    quantiles: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -31,6 +36,32 @@ class Task:
     @property
     def is_binned(self) -> bool:
         return self.edges is not None
+
+    @property
+    def needs_edges(self) -> bool:
+        """A quantile-binned task whose edges (and so classes) come from the data."""
+        return self.quantiles is not None and self.edges is None
+
+    def with_edges(self, edges: Sequence[float]) -> Task:
+        """The same task with fitted bin edges (quantile bins, once the values are known)."""
+        edges = tuple(float(e) for e in edges)
+        return Task(self.name, self.column, bin_labels(edges), edges=edges, ordered=True,
+                    codes=self.codes, quantiles=self.quantiles)
+
+    def to_dict(self) -> dict:
+        """Plain types only: saved in checkpoints that load with `weights_only=True`."""
+        return {"name": self.name, "column": self.column, "classes": list(self.classes),
+                "edges": None if self.edges is None else list(self.edges),
+                "ordered": self.ordered, "codes": [list(c) for c in self.codes],
+                "quantiles": self.quantiles}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Task:
+        edges = d.get("edges")
+        return cls(d["name"], d["column"], tuple(d["classes"]),
+                   edges=None if edges is None else tuple(edges), ordered=bool(d["ordered"]),
+                   codes=tuple((str(a), str(b)) for a, b in d.get("codes", ())),
+                   quantiles=d.get("quantiles"))
 
     @property
     def midpoints(self) -> np.ndarray:
@@ -63,6 +94,38 @@ class TaskLayout:
         return [t.name for t in self.tasks]
 
 
+QUANTILE_PREFIX = "quantile:"
+
+
+def quantile_count(name: str, bins: object) -> int | None:
+    """`bins: quantile:N` -> N (classes with about equal counts); None for other bin specs."""
+    if not isinstance(bins, str):
+        return None
+    key = f"data.tasks.{name}.bins"
+    text = bins.strip().lower()
+    if not text.startswith(QUANTILE_PREFIX):
+        raise ConfigError(f"{key}={bins!r}: expected quantile:N or {{start, stop, width}}")
+    try:
+        count = int(text[len(QUANTILE_PREFIX):])
+    except ValueError:
+        raise ConfigError(f"{key}={bins!r}: N in quantile:N must be an integer") from None
+    if count < 2:
+        raise ConfigError(f"{key}={bins!r}: need at least 2 quantile classes")
+    return count
+
+
+def check_edges(edges: Sequence[float], key: str) -> tuple[float, ...]:
+    """At least 2 classes and strictly increasing, or a ConfigError naming `key`."""
+    edges = [float(e) for e in edges]
+    if len(edges) < 3:
+        raise ConfigError(f"{key}: need at least 3 edges (2 classes), got {edges}")
+    bad = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if not b > a]
+    if bad:
+        raise ConfigError(f"{key}: edges must be strictly increasing; "
+                          f"offending pairs {bad[:3]} in {edges}")
+    return tuple(edges)
+
+
 def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
     """Explicit `edges`, else `bins: {start, stop, width}`; refuse anything not increasing."""
     if spec.get("edges") is not None:
@@ -81,13 +144,33 @@ def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
         edges = [float(e) for e in np.arange(start, stop, width)] + [stop]
         if len(edges) >= 3 and edges[-1] - edges[-2] < 1e-9:
             edges.pop(-2)
-    if len(edges) < 3:
-        raise ConfigError(f"{key}: need at least 3 edges (2 classes), got {edges}")
-    bad = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if not b > a]
-    if bad:
-        raise ConfigError(f"{key}: edges must be strictly increasing; "
-                          f"offending pairs {bad[:3]} in {edges}")
-    return tuple(edges)
+    return check_edges(edges, key)
+
+
+def codes_from_config(name: str, spec: Mapping, classes: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`codes`: a built-in table's name (e.g. `sex`) or a {raw: class} mapping, checked."""
+    raw = spec.get("codes")
+    key = f"data.tasks.{name}.codes"
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        if raw not in CODINGS:
+            raise ConfigError(f"{key}={raw!r} is unknown; built-in codings: {sorted(CODINGS)}, "
+                              "or give a mapping {raw value: class}")
+        pairs = CODINGS[raw]
+    elif isinstance(raw, Mapping):
+        pairs = {str(k): (None if v is None else str(v)) for k, v in raw.items()}
+    else:
+        raise ConfigError(f"{key} must be a coding name or a mapping, got {raw!r}")
+    targets = {v for v in pairs.values() if v is not None}
+    unknown = sorted(targets - set(classes))
+    if unknown and isinstance(raw, str):
+        # a built-in table maps onto its own class names; only those the task uses are kept
+        pairs = {k: v for k, v in pairs.items() if v is None or v in classes}
+    elif unknown:
+        raise ConfigError(f"{key} maps to {unknown}, which are not among the classes "
+                          f"{list(classes)} of data.tasks.{name}.classes")
+    return tuple((normalise(k), "" if v is None else v) for k, v in pairs.items())
 
 
 def bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
@@ -109,7 +192,10 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
         if spec is None:
             continue  # `~data.tasks.sex` or `data.tasks.sex=null` removes a task
         column = spec.get("column") or name
-        if spec.get("bins") is not None or spec.get("edges") is not None:
+        quantiles = quantile_count(name, spec.get("bins")) if spec.get("edges") is None else None
+        if quantiles is not None:
+            tasks.append(Task(name, column, (), ordered=True, quantiles=quantiles))
+        elif spec.get("bins") is not None or spec.get("edges") is not None:
             edges = bin_edges_from_config(name, spec)
             tasks.append(Task(name, column, bin_labels(edges), edges=edges, ordered=True))
         elif spec.get("classes"):
@@ -118,7 +204,8 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
                 raise ConfigError(
                     f"data.tasks.{name}.classes must be at least 2 distinct values, got {classes}"
                 )
-            tasks.append(Task(name, column, classes, ordered=bool(spec.get("ordered", False))))
+            tasks.append(Task(name, column, classes, ordered=bool(spec.get("ordered", False)),
+                              codes=codes_from_config(name, spec, classes)))
         else:
             raise ConfigError(f"data.tasks.{name}: give `edges` or `bins` (binned values) "
                               "or `classes` (categories)")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from multihead.data.labels import MISSING
 from multihead.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
@@ -30,11 +32,34 @@ def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int
     return strata
 
 
+def _check_class_sizes(labels: np.ndarray, task_names: list[str],
+                       class_names: Sequence[Sequence[str]] | None) -> None:
+    """Every class of every task needs 3 labelled samples to reach train, val and test."""
+    for task_index, name in enumerate(task_names):
+        column = labels[:, task_index]
+        classes, counts = np.unique(column[column != MISSING], return_counts=True)
+        rare = [(int(c), int(n)) for c, n in zip(classes, counts) if n < 3]
+        if not rare:
+            continue
+        names = class_names[task_index] if class_names is not None else None
+        shown = [f"{names[c]!r} ({n} samples)" if names else f"index {c} ({n} samples)"
+                 for c, n in rare]
+        raise DataError(
+            f"task {name!r}: class indices {[c for c, _ in rare]} = {', '.join(shown)} have "
+            "fewer than 3 samples, too few to appear in train, val and test; merge them with "
+            f"a neighbouring class (binned tasks: widen data.tasks.{name}.bins, give coarser "
+            f"data.tasks.{name}.edges or fewer quantiles)"
+        )
+
+
 def stratified_split(
     labels: np.ndarray, task_names: list[str], val_fraction: float, test_fraction: float,
-    seed: int,
+    seed: int, class_names: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Sorted index arrays per split. Same labels + seed -> same split, whatever the model seed."""
+    """Sorted index arrays per split. Same labels + seed -> same split, whatever the model seed.
+
+    Missing labels (-1) are a stratum of their own, so masked samples spread over the splits.
+    """
     n = len(labels)
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(
@@ -44,19 +69,12 @@ def stratified_split(
     min_count = max(3, int(np.ceil(1 / min(val_fraction, test_fraction))))
     if n < 3 * min_count:
         raise DataError(
-            f"only {n} samples: a stratified train/val/test split with val={val_fraction}, "
-            f"test={test_fraction} needs at least {3 * min_count}"
+            f"only {n} samples: a stratified train/val/test split with "
+            f"data.val_fraction={val_fraction}, data.test_fraction={test_fraction} needs at "
+            f"least {3 * min_count}"
         )
+    _check_class_sizes(labels, task_names, class_names)
     strata = strata_from_labels(labels, task_names, min_count)
-    for task_index, name in enumerate(task_names):
-        classes, counts = np.unique(labels[:, task_index], return_counts=True)
-        rare = classes[counts < 3]
-        if len(rare):
-            raise DataError(
-                f"task {name!r}: class indices {rare.tolist()} have fewer than 3 samples, too few "
-                "to appear in train, val and test; merge them with a neighbouring class "
-                "(for binned tasks, widen data.tasks bins)"
-            )
     idx = np.arange(n)
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=strata, random_state=seed)
     val_share = val_fraction / (1 - test_fraction)

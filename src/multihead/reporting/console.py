@@ -36,9 +36,9 @@ def run_table(metrics: Mapping, title: str) -> Table:
     return table
 
 
-def wide_console() -> Console:
-    """At least 110 columns, so tables stay readable in logs and CI (no terminal there)."""
-    return Console(width=max(110, Console().width))
+def wide_console(min_width: int = 110) -> Console:
+    """At least `min_width` columns, so tables stay readable in logs and CI (no terminal)."""
+    return Console(width=max(min_width, Console().width))
 
 
 def print_run_table(metrics: Mapping, title: str) -> None:

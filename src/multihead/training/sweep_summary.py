@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from multihead.reporting.console import wide_console
+from multihead.reporting.console import TASK_COLUMNS, wide_console
 
 KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years")
 
@@ -42,8 +42,12 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
     group_cols = [c for c in frame.columns if c not in ("job", "overrides", "status", "error")
                   and "/" not in c and c != "joint_accuracy"]
     metric_cols = [c for c in frame.columns if "/" in c or c == "joint_accuracy"]
-    for col in [*group_cols, "status", *metric_cols]:
-        table.add_column(col, justify="right" if col in metric_cols else "left")
+    for col in [*group_cols, "status"]:
+        table.add_column(col)
+    for col in metric_cols:
+        task, _, metric = col.rpartition("/")
+        label = TASK_COLUMNS.get(metric, metric.replace("_", " "))
+        table.add_column(f"{task}\n{label}" if task else label, justify="right", no_wrap=True)
     for _, row in frame.iterrows():
         cells = [str(row[c]) for c in group_cols]
         status = "ok" if row["status"] == "ok" else f"[red]FAILED[/red] {row.get('error', '')}"
@@ -72,7 +76,7 @@ class SweepSummary(Callback):
         frame = pd.DataFrame([job_row(d, o) for d, o in self.jobs])
         sweep_dir = Path(config.hydra.sweep.dir)
         frame.to_csv(sweep_dir / "summary.csv", index=False)
-        wide_console().print(
+        wide_console(160).print(
             summary_table(frame, f"sweep summary: {len(frame)} jobs ({sweep_dir})"))
         failed = int((frame["status"] != "ok").sum())
         self.jobs = []

@@ -9,18 +9,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from multihead.models.heads.base import Head
 from multihead.models.heads.split import task_linears
+from multihead.models.trunk import TrunkSpec
 from multihead.tasks import TaskLayout
 
 
-class FusedHead(nn.Module):
-    def __init__(self, layout: TaskLayout, latent: int) -> None:
-        super().__init__()
-        self.layout = layout
-        per_task = task_linears(layout, latent)
+class FusedHead(Head):
+    def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
+        super().__init__(layout)
+        per_task = task_linears(layout, trunk.latent)
         # skip_init: allocate without drawing from the RNG, so everything built after the head
         # sees the same RNG state as with `split`.
-        self.linear = nn.utils.skip_init(nn.Linear, latent, layout.total)
+        self.linear = nn.utils.skip_init(nn.Linear, trunk.latent, layout.total)
         with torch.no_grad():
             self.linear.weight.copy_(torch.cat([m.weight for m in per_task]))
             self.linear.bias.copy_(torch.cat([m.bias for m in per_task]))

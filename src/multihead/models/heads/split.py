@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from multihead.models.heads.base import Head
+from multihead.models.trunk import TrunkSpec
 from multihead.tasks import TaskLayout
 
 
@@ -13,12 +15,11 @@ def task_linears(layout: TaskLayout, latent: int) -> nn.ModuleList:
     return nn.ModuleList(nn.Linear(latent, size) for size in layout.sizes)
 
 
-class SplitHead(nn.Module):
-    def __init__(self, layout: TaskLayout, latent: int) -> None:
-        super().__init__()
-        self.layout = layout
+class SplitHead(Head):
+    def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
+        super().__init__(layout)
         self.heads = nn.ModuleDict(
-            zip(layout.names, task_linears(layout, latent), strict=True)
+            zip(layout.names, task_linears(layout, trunk.latent), strict=True)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,46 @@
+"""Which test metrics the comparison is about, how to name them, and which way is better."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years")
+JOINT = "joint_accuracy"
+LOWER_IS_BETTER = frozenset({"ece", "mae_years", "incoherent_rate", "loss"})
+LABELS = {
+    "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1", "auroc_macro": "AUROC",
+    "ece": "ECE", "mae_years": "MAE (years)", "incoherent_rate": "incoherent rate",
+    "accuracy": "accuracy", "within_one_bin_accuracy": "within-one-bin accuracy",
+    JOINT: "joint accuracy",
+}
+
+
+def metric_of(column: str) -> str:
+    """`age/mae_years` -> `mae_years`."""
+    return column.rsplit("/", 1)[-1]
+
+
+def higher_is_better(column: str) -> bool:
+    return metric_of(column) not in LOWER_IS_BETTER
+
+
+def label(column: str) -> str:
+    """`age/balanced_accuracy` -> `age balanced accuracy`, for sentences and plot titles."""
+    task, _, metric = column.rpartition("/")
+    name = LABELS.get(metric, metric.replace("_", " "))
+    return f"{task} {name}" if task else name
+
+
+def key_columns(frame: pd.DataFrame) -> list[str]:
+    """Key metric columns that hold at least one number, task by task, then joint accuracy.
+
+    A metric a design does not define (AUROC for a regression loss is written as null) is
+    simply empty for that design; a column empty for every job is left out."""
+    tasks: dict[str, None] = {}
+    for column in frame.columns:
+        if "/" in column:
+            tasks.setdefault(column.split("/", 1)[0], None)
+    columns = [f"{t}/{m}" for t in tasks for m in KEY_METRICS if f"{t}/{m}" in frame.columns]
+    if JOINT in frame.columns:
+        columns.append(JOINT)
+    return [c for c in columns if pd.to_numeric(frame[c], errors="coerce").notna().any()]
