@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 ARGS ?=
 
-.PHONY: install train sweep test lint format clean
+DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*)))
+
+.PHONY: install train sweep report test lint format clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,9 @@ train: install  ## train the default model on the built-in cohort: make train AR
 
 sweep: install  ## the four head x loss jobs and their comparison table
 	$(BIN)/python train.py -m head=fused,split loss=bce,ce $(ARGS)
+
+report: install  ## comparison report of a sweep (default: the newest): make report DIR=outputs/multirun/...
+	$(BIN)/python -m multihead.report $(DIR) $(ARGS)
 
 test: install  ## the whole test suite
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -40,3 +40,7 @@ def small_config(tmp_path: Path):
         return compose_config([*SMALL, *overrides], tmp_path / out)
 
     return make
+
+
+# the one small sweep the report and notebook tests share (session-scoped, run on first use)
+from tests.report_sweep import report_sweep  # noqa: E402,F401

@@ -16,9 +16,10 @@ from multihead.errors import ConfigError
 from multihead.training.builders import build_loss, build_module, build_trainer
 from multihead.training.validation import validate_config
 from tests.conftest import CONF, ROOT, SMALL, compose_config
+from tests.data_files import option_overrides
 
-GROUPS = ["data", "model", "head", "loss", "trainer", "logger", "callbacks", "paths", "debug",
-          "experiment"]
+GROUPS = ["data", "model", "head", "loss", "weighting", "trainer", "logger", "callbacks", "paths",
+          "debug", "experiment"]
 
 
 def options(group: str) -> list[str]:
@@ -50,6 +51,8 @@ def cohort():
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_option_composes_and_builds(group, option, cohort, tmp_path):
     overrides = [*SMALL, f"{group}={option}"]
+    if group == "data":
+        overrides += option_overrides(option, tmp_path)  # data=table/anndata need small files
     if group == "logger":
         overrides += [f"logger={option}"]
     cfg = compose_config(overrides, tmp_path)
@@ -63,10 +66,10 @@ def test_option_composes_and_builds(group, option, cohort, tmp_path):
     if group == "data":
         assert prepare_cohort(cfg.data).num_features > 0
     module = build_module(cfg, cohort, str(tmp_path))
-    assert module.layout.total == sum(t.num_classes for t in cohort.tasks)
+    assert module.layout.total == sum(module.loss_fn.output_size(t) for t in cohort.tasks)
     trainer = build_trainer(cfg, tmp_path)
     assert trainer.max_epochs == cfg.trainer.max_epochs
-    assert build_loss(cfg).name == cfg.loss.name
+    assert build_loss(cfg, cohort).name == cfg.loss.name
 
 
 @pytest.mark.parametrize("group", ["head", "loss"])

@@ -15,7 +15,7 @@ def test_ddp_counts_are_exact_and_match_one_process(small_config):
     # 501 samples -> an odd test split (76 = ceil(0.15 * 501)); the two ranks get 38 + 38 ... so
     # make the split odd explicitly and check it.
     cfg = small_config("trainer=ddp_cpu", "data.synthetic.n_samples=500",
-                       "trainer.max_epochs=2", out="ddp")
+                       "trainer.max_epochs=2", "logger=csv", out="ddp")
     metrics = train(cfg)
     n_test = metrics["split_sizes"]["test"]
     assert n_test % 2 == 1, "the test split must be odd to catch padding"
@@ -25,6 +25,8 @@ def test_ddp_counts_are_exact_and_match_one_process(small_config):
         assert int(frame.to_numpy().sum()) == n_test, task
         assert metrics["tasks"][task]["n"] == n_test
     preds = pd.read_csv(out / "predictions.csv", dtype={"sample_id": str})
+    history = pd.read_csv(out / "csv" / "metrics.csv")  # fit history survives the test spawn
+    assert history["val/age/balanced_accuracy"].notna().sum() == 2
     assert len(preds) == n_test and preds["sample_id"].is_unique
 
     single = small_config("data.synthetic.n_samples=500", out="single")

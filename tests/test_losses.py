@@ -10,8 +10,7 @@ import math
 import pytest
 import torch
 
-from multihead.models.losses.bce import BinaryCrossEntropyLoss
-from multihead.models.losses.ce import CrossEntropyLoss
+from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.tasks import Task, TaskLayout
 
 A = Task("a", "a", ("a0", "a1", "a2"))
@@ -26,6 +25,16 @@ LOGITS = [
 ]
 LABELS = [[2, 0], [1, 1], [0, 1], [1, 0]]
 LABELS_MISSING = [[2, 0], [-1, 1], [0, -1], [1, 0]]
+
+
+def bce_loss(tasks=(A, B)) -> MultiTaskLoss:
+    """`loss=bce`: every task's loss is bce."""
+    return MultiTaskLoss(tasks, default="bce")
+
+
+def ce_loss(tasks=(A, B)) -> MultiTaskLoss:
+    """`loss=ce`: every task's loss is ce."""
+    return MultiTaskLoss(tasks, default="ce")
 
 
 def logits_tensor(rows=LOGITS) -> torch.Tensor:
@@ -85,7 +94,7 @@ def ce_reference(logits, labels) -> tuple[float, dict[str, float]]:
 
 @pytest.mark.parametrize("labels", [LABELS, LABELS_MISSING], ids=["complete", "missing"])
 def test_bce_matches_reference(labels):
-    total, parts = BinaryCrossEntropyLoss()(logits_tensor(), labels_tensor(labels), LAYOUT)
+    total, parts = bce_loss()(logits_tensor(), labels_tensor(labels))
     want_total, want_parts = bce_reference(LOGITS, labels)
     close(total, want_total)
     assert set(parts) == {"a", "b"}
@@ -100,14 +109,14 @@ def test_bce_complete_labels_is_plain_mean_over_all_outputs():
                            [0, 1, 0, 1, 0]], dtype=torch.float32)
     s = torch.sigmoid(logits)
     want = -(target * s.log() + (1 - target) * (1 - s).log()).mean()
-    total, _ = BinaryCrossEntropyLoss()(logits, labels_tensor(LABELS), LAYOUT)
+    total, _ = bce_loss()(logits, labels_tensor(LABELS))
     torch.testing.assert_close(total, want, rtol=1e-6, atol=1e-7)
 
 
 def test_bce_missing_label_is_out_of_numerator_and_denominator():
     labels = labels_tensor(LABELS_MISSING)
     logits = logits_tensor().requires_grad_(True)
-    total, _ = BinaryCrossEntropyLoss()(logits, labels, LAYOUT)
+    total, _ = bce_loss()(logits, labels)
     # Denominator: 4*5 outputs less sample 1's a-slice (3) and sample 2's b-slice (2) = 15.
     kept = [(0, slice(0, 5)), (1, slice(3, 5)), (2, slice(0, 3)), (3, slice(0, 5))]
     numerator = sum(_bce_sum(i, s) for i, s in kept)
@@ -120,7 +129,7 @@ def test_bce_missing_label_is_out_of_numerator_and_denominator():
     changed = logits_tensor()
     changed[1, 0:3] = torch.tensor([9.0, -9.0, 4.0])
     changed[2, 3:5] = torch.tensor([-7.0, 7.0])
-    other, _ = BinaryCrossEntropyLoss()(changed, labels, LAYOUT)
+    other, _ = bce_loss()(changed, labels)
     torch.testing.assert_close(other, total.detach(), rtol=0, atol=0)
 
 
@@ -140,7 +149,7 @@ def _bce_sum(i: int, s: slice) -> float:
 def test_bce_task_with_all_labels_missing():
     labels = labels_tensor([[2, -1], [1, -1], [0, -1], [1, -1]])
     logits = logits_tensor().requires_grad_(True)
-    total, parts = BinaryCrossEntropyLoss()(logits, labels, LAYOUT)
+    total, parts = bce_loss()(logits, labels)
     close(parts["b"], 0.0)
     close(total, bce_reference(LOGITS, labels.tolist())[0])
     total.backward()
@@ -153,7 +162,7 @@ def test_bce_task_with_all_labels_missing():
 
 @pytest.mark.parametrize("labels", [LABELS, LABELS_MISSING], ids=["complete", "missing"])
 def test_ce_matches_reference(labels):
-    total, parts = CrossEntropyLoss()(logits_tensor(), labels_tensor(labels), LAYOUT)
+    total, parts = ce_loss()(logits_tensor(), labels_tensor(labels))
     want_total, want_parts = ce_reference(LOGITS, labels)
     close(total, want_total)
     assert set(parts) == {"a", "b"}
@@ -164,7 +173,7 @@ def test_ce_matches_reference(labels):
 
 def test_ce_missing_label_is_a_mean_over_labelled_samples_only():
     # Task a: samples 0, 2, 3 labelled, so its mean divides by 3, not 4.
-    total, parts = CrossEntropyLoss()(logits_tensor(), labels_tensor(LABELS_MISSING), LAYOUT)
+    total, parts = ce_loss()(logits_tensor(), labels_tensor(LABELS_MISSING))
     z = logits_tensor()[:, 0:3]
     nll = -torch.log_softmax(z, dim=1)[[0, 2, 3], [2, 0, 1]]
     torch.testing.assert_close(parts["a"], nll.sum() / 3, rtol=1e-6, atol=1e-7)
@@ -174,7 +183,7 @@ def test_ce_task_with_all_labels_missing_contributes_zero_with_zero_gradient():
     z_a = logits_tensor()[:, 0:3].clone().requires_grad_(True)
     z_b = logits_tensor()[:, 3:5].clone().requires_grad_(True)
     labels = labels_tensor([[2, -1], [1, -1], [0, -1], [1, -1]])
-    total, parts = CrossEntropyLoss()(torch.cat([z_a, z_b], dim=1), labels, LAYOUT)
+    total, parts = ce_loss()(torch.cat([z_a, z_b], dim=1), labels)
     assert torch.isfinite(total)
     close(parts["b"], 0.0)
     close(total, ce_reference(LOGITS, labels.tolist())[0])
@@ -189,9 +198,8 @@ def test_ce_task_with_all_labels_missing_contributes_zero_with_zero_gradient():
 
 
 def test_ce_single_task_all_missing_still_backpropagates():
-    layout = TaskLayout((B,), (2,))
     z = logits_tensor()[:, 3:5].clone().requires_grad_(True)
-    total, parts = CrossEntropyLoss()(z, labels_tensor([[-1]] * 4), layout)
+    total, parts = ce_loss((B,))(z, labels_tensor([[-1]] * 4))
     close(total, 0.0)
     total.backward()
     assert z.grad is not None
@@ -202,7 +210,7 @@ def test_ce_single_task_all_missing_still_backpropagates():
 
 
 def test_ce_probabilities_are_softmax_per_slice():
-    probs = CrossEntropyLoss().probabilities(logits_tensor(), LAYOUT)
+    probs = ce_loss().probabilities(logits_tensor())
     assert [p.shape for p in probs] == [(4, 3), (4, 2)]
     for p, s in zip(probs, LAYOUT.slices, strict=True):
         for i, row in enumerate(LOGITS):
@@ -213,7 +221,7 @@ def test_ce_probabilities_are_softmax_per_slice():
 
 
 def test_bce_probabilities_are_normalised_sigmoids():
-    probs = BinaryCrossEntropyLoss().probabilities(logits_tensor(), LAYOUT)
+    probs = bce_loss().probabilities(logits_tensor())
     assert [p.shape for p in probs] == [(4, 3), (4, 2)]
     for p, s in zip(probs, LAYOUT.slices, strict=True):
         for i, row in enumerate(LOGITS):
@@ -223,13 +231,13 @@ def test_bce_probabilities_are_normalised_sigmoids():
         torch.testing.assert_close(p.sum(dim=1), torch.ones(4), rtol=0, atol=1e-6)
         assert torch.equal(p.argmax(dim=1), logits_tensor()[:, s].argmax(dim=1))
     # Not the softmax: the two decodings really differ.
-    soft = CrossEntropyLoss().probabilities(logits_tensor(), LAYOUT)
+    soft = ce_loss().probabilities(logits_tensor())
     assert not torch.allclose(probs[0], soft[0], atol=1e-3)
 
 
 def test_bce_probabilities_argmax_on_random_logits():
     logits = torch.randn(64, 5, generator=torch.Generator().manual_seed(0)) * 3
-    probs = BinaryCrossEntropyLoss().probabilities(logits, LAYOUT)
+    probs = bce_loss().probabilities(logits)
     for p, s in zip(probs, LAYOUT.slices, strict=True):
         assert torch.equal(p.argmax(dim=1), logits[:, s].argmax(dim=1))
         torch.testing.assert_close(p.sum(dim=1), torch.ones(64), rtol=0, atol=1e-6)
@@ -248,7 +256,7 @@ def test_bce_incoherent_flags():
         [0.0, -1.0, 3.0, -0.5, 0.5],
         [0.5, 0.2, 0.1, 0.0, 0.3],
     ]
-    flags = BinaryCrossEntropyLoss().diagnostics(logits_tensor(rows), LAYOUT)
+    flags = bce_loss().diagnostics(logits_tensor(rows))
     assert set(flags) == {"incoherent_rate"}
     got = flags["incoherent_rate"]
     assert got.dtype == torch.bool and got.shape == (5, 2)
@@ -258,4 +266,4 @@ def test_bce_incoherent_flags():
 
 
 def test_ce_has_no_diagnostics():
-    assert CrossEntropyLoss().diagnostics(logits_tensor(), LAYOUT) == {}
+    assert ce_loss().diagnostics(logits_tensor()) == {}

@@ -376,14 +376,14 @@ def test_prediction_store_sorts_by_index():
     store = PredictionStore()
     for i, p in batches(index, probs, sizes=(30, 1, 69)):
         store.update(i, p)
-    got_index, got_probs = store.compute()
+    got_index, got_probs, _, _ = store.compute()
     order = np.argsort(index)
     np.testing.assert_array_equal(got_index.numpy(), np.arange(100))
     np.testing.assert_array_equal(got_probs.numpy(), probs[order])
 
     store.reset()
     store.update(torch.tensor([5, 2]), torch.tensor([[0.5], [0.2]]))
-    got_index, got_probs = store.compute()
+    got_index, got_probs, _, _ = store.compute()
     assert got_index.tolist() == [2, 5]
     assert got_probs.squeeze(1).tolist() == pytest.approx([0.2, 0.5])
 
@@ -454,7 +454,7 @@ def test_evaluation_metrics_keys_and_values():
         assert isinstance(got[key], float), key
 
     p_age, p_sex, _, _, _, index, _ = inputs
-    got_index, got_probs = metrics.predictions.compute()
+    got_index, got_probs, _, _ = metrics.predictions.compute()
     order = np.argsort(index)
     np.testing.assert_array_equal(got_index.numpy(), index[order])
     np.testing.assert_array_equal(got_probs.numpy(), np.concatenate([p_age, p_sex], 1)[order])
@@ -474,5 +474,5 @@ def test_evaluation_metrics_reset():
     for key, value in expected_evaluation(inputs, sizes=sizes).items():
         assert got[key] == pytest.approx(value, **TOL), key
     assert got["loss"] != pytest.approx(first["loss"], abs=1e-4)
-    got_index, _ = metrics.predictions.compute()
+    got_index = metrics.predictions.compute().index
     np.testing.assert_array_equal(got_index.numpy(), np.arange(200))

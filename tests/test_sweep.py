@@ -21,7 +21,7 @@ def test_sweep_summary_lists_every_job_and_failures(tmp_path):
            *overrides, f"hydra.sweep.dir={tmp_path}"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stderr[-3000:]
-    summary = pd.read_csv(tmp_path / "summary.csv")
+    summary = pd.read_csv(tmp_path / "sweep_summary.csv")
     assert len(summary) == 8
     assert set(zip(summary["head"], summary["loss"])) == {
         (h, loss) for h in ("fused", "split") for loss in ("bce", "ce")}

@@ -82,7 +82,8 @@ class TaskLayout:
     def __post_init__(self) -> None:
         starts = np.cumsum((0,) + self.sizes)
         object.__setattr__(
-            self, "slices", tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
+            self, "slices",
+            tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True))
         )
 
     @property
@@ -119,7 +120,7 @@ def check_edges(edges: Sequence[float], key: str) -> tuple[float, ...]:
     edges = [float(e) for e in edges]
     if len(edges) < 3:
         raise ConfigError(f"{key}: need at least 3 edges (2 classes), got {edges}")
-    bad = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if not b > a]
+    bad = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if not b > a]
     if bad:
         raise ConfigError(f"{key}: edges must be strictly increasing; "
                           f"offending pairs {bad[:3]} in {edges}")
@@ -147,7 +148,8 @@ def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
     return check_edges(edges, key)
 
 
-def codes_from_config(name: str, spec: Mapping, classes: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def codes_from_config(name: str, spec: Mapping,
+                      classes: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """`codes`: a built-in table's name (e.g. `sex`) or a {raw: class} mapping, checked."""
     raw = spec.get("codes")
     key = f"data.tasks.{name}.codes"
@@ -176,7 +178,7 @@ def codes_from_config(name: str, spec: Mapping, classes: Sequence[str]) -> tuple
 def bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
     """Readable class names like '18-22' (left-closed, last bin right-closed)."""
     fmt = [f"{e:g}" for e in edges]
-    return tuple(f"{a}-{b}" for a, b in zip(fmt[:-1], fmt[1:]))
+    return tuple(f"{a}-{b}" for a, b in zip(fmt[:-1], fmt[1:], strict=True))
 
 
 def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:

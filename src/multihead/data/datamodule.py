@@ -1,4 +1,4 @@
-"""Prepared cohort (labels, split, standardisation) and the Lightning data module over it."""
+"""Prepared cohort (labels, split, preprocessing) and the Lightning data module over it."""
 
 from __future__ import annotations
 
@@ -12,18 +12,23 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from multihead.data.batches import StridedEvalSampler, TensorRows, keep_batch
-from multihead.data.labels import continuous_targets, encode_labels
+from multihead.data.data_report import log_report
+from multihead.data.labels import LabelPolicy, continuous_targets, label_samples
+from multihead.data.lazy_rows import LazyRows
+from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
+from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import stratified_split
 from multihead.data.standardize import Standardizer
+from multihead.errors import DataError
 from multihead.tasks import Task, tasks_from_config
 
 
 @dataclass
 class PreparedCohort:
-    """Everything a run needs from the data, already validated, split and standardised."""
+    """Everything a run needs from the data, already validated, split and preprocessed."""
 
-    features: torch.Tensor  # float32 (n, p), standardised with train statistics
+    features: torch.Tensor | LazyRows  # (n, p) model inputs; LazyRows: densified per batch
     labels: torch.Tensor  # int64 (n, tasks), -1 = missing
     values: torch.Tensor  # float32 (n, tasks), raw value behind binned tasks (years), else NaN
     sample_ids: list[str]
@@ -32,32 +37,55 @@ class PreparedCohort:
     splits: dict[str, np.ndarray]
     standardizer: Standardizer
     informative: dict[str, list[str]] = field(default_factory=dict)
+    preprocessor: Preprocessor | None = None
+    report: dict = field(default_factory=dict)
 
     @property
     def num_features(self) -> int:
         return int(self.features.shape[1])
 
+    def feature_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Model inputs of these samples as numpy, for a dense tensor or sparse/backed rows
+        alike (`features.numpy()` exists for the dense case only)."""
+        return self.features[torch.as_tensor(rows, dtype=torch.long)].numpy()
+
+
+def _model_inputs(matrix: FeatureMatrix, preprocessor: Preprocessor) -> torch.Tensor | LazyRows:
+    """Dense: transformed once in its own buffer. Sparse/backed: per batch."""
+    if isinstance(matrix, DenseMatrix):
+        return torch.from_numpy(preprocessor.transform_dense_inplace(matrix))
+    return LazyRows(matrix, preprocessor)
+
 
 def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
-    """Load, label, split and standardise; every data error surfaces here, before training."""
+    """Load, label, split and preprocess; every data error surfaces here, before training."""
     tasks = tasks_from_config(cfg.tasks)
+    policy = LabelPolicy.from_config(cfg.get("labels"))
+    settings = PreprocessSettings.from_config(cfg.get("preprocess"))
     raw = load_raw_cohort(cfg)
-    labels = encode_labels(raw.samples, tasks, raw.source)
-    splits = stratified_split(labels, [t.name for t in tasks], float(cfg.val_fraction),
-                              float(cfg.test_fraction), int(cfg.seed))
-    features = np.ascontiguousarray(raw.features, dtype=np.float32)
-    standardizer = Standardizer.fit(features, splits["train"])
-    standardizer.transform_(features)
+    labelled = label_samples(raw.samples, tasks, raw.source, policy)
+    samples = raw.samples[labelled.keep]
+    sample_ids = [str(s) for s in samples.index]
+    splits = stratified_split(labelled.codes, [t.name for t in labelled.tasks],
+                              float(cfg.val_fraction), float(cfg.test_fraction), int(cfg.seed),
+                              class_names=[t.classes for t in labelled.tasks])
+    matrix = as_matrix(raw.features).select_rows(raw.matrix_rows()[labelled.keep])
+    preprocessor = Preprocessor.fit(matrix, splits["train"], raw.feature_names, sample_ids,
+                                    settings, raw.source)
+    report = {**raw.report, "labels": labelled.report, "features": preprocessor.report}
+    log_report(report)
     return PreparedCohort(
-        features=torch.from_numpy(features),
-        labels=torch.from_numpy(labels),
-        values=torch.from_numpy(continuous_targets(raw.samples, tasks)),
-        sample_ids=[str(s) for s in raw.samples.index],
-        feature_names=list(raw.feature_names),
-        tasks=tasks,
+        features=_model_inputs(matrix, preprocessor),
+        labels=torch.from_numpy(labelled.codes),
+        values=torch.from_numpy(continuous_targets(samples, labelled.tasks)),
+        sample_ids=sample_ids,
+        feature_names=preprocessor.feature_names,
+        tasks=labelled.tasks,
         splits=splits,
-        standardizer=standardizer,
+        standardizer=preprocessor.standardizer,
         informative=raw.informative,
+        preprocessor=preprocessor,
+        report=report,
     )
 
 
@@ -105,6 +133,28 @@ class CohortDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: the fitted preprocessing, the tasks (fitted bins) and the
+        training targets, so `multihead.predict` rebuilds the model and applies exactly the
+        training transform to new samples."""
+        c = self.cohort
+        train = torch.from_numpy(c.splits["train"])
+        return {"tasks": [t.to_dict() for t in c.tasks],
+                "preprocessor": None if c.preprocessor is None else c.preprocessor.state_dict(),
+                # training targets: a loss fitted to them (class weights) is rebuilt the same
+                "train_labels": c.labels[train].clone(), "train_values": c.values[train].clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Lightning restores a checkpoint into this data module: it must be the same data."""
+        saved = (state.get("preprocessor") or {}).get("feature_names")
+        names = self.cohort.preprocessor.feature_names_in if self.cohort.preprocessor else None
+        saved_tasks = [Task.from_dict(t) for t in state.get("tasks", [])]
+        if saved is not None and names is not None and (
+                saved != names or list(saved_tasks) != list(self.cohort.tasks)):
+            raise DataError("the checkpoint was trained on other data (different features or "
+                            "task classes than the data this run prepared); evaluate it on the "
+                            "data it was trained on, or use `python -m multihead.predict`")
 
     def split_frame(self) -> pd.DataFrame:
         """Which sample went where: saved with every run so splits can be audited."""

@@ -91,14 +91,25 @@ def _numeric(values: pd.Series, task: Task, source: str) -> np.ndarray:
     return numeric.to_numpy(dtype=float)
 
 
+def _readable(edges: np.ndarray) -> np.ndarray:
+    """Edges to about 3 significant digits ('18.7-47.4', not '18.7379-47.4381'); the ends
+    move outwards only, so every value stays inside the bins."""
+    digits = max(0, 2 - int(np.floor(np.log10(max(np.abs(edges).max(), 1e-12)))))
+    scale = 10.0 ** digits
+    out = np.round(edges * scale) / scale
+    out[0] = np.floor(edges[0] * scale) / scale
+    out[-1] = np.ceil(edges[-1] * scale) / scale
+    return out
+
+
 def quantile_edges(x: np.ndarray, task: Task, source: str) -> tuple[float, ...]:
     """Edges at the quantiles of the present values, from their minimum to their maximum."""
     present = x[~np.isnan(x)]
     if len(present) == 0:
         raise DataError(f"{source}: {_where(task, 'column')} has no values to fit "
                         f"quantile:{task.quantiles} bins")
-    edges = np.quantile(present, np.linspace(0, 1, task.quantiles + 1))
-    repeated = [f"{a:g}" for a, b in zip(edges[:-1], edges[1:]) if not b > a]
+    edges = _readable(np.quantile(present, np.linspace(0, 1, task.quantiles + 1)))
+    repeated = [f"{a:g}" for a, b in zip(edges[:-1], edges[1:], strict=True) if not b > a]
     if repeated:
         raise DataError(
             f"{source}: data.tasks.{task.name}.bins=quantile:{task.quantiles} gives repeated "
@@ -118,7 +129,7 @@ def encode_binned(values: pd.Series, task: Task, source: str,
     present = ~np.isnan(x)
     outside = present & ((x < edges[0]) | (x > edges[-1]))
     if outside.any() and out_of_range == "error":
-        ids = [f"{i}={v:g}" for i, v in zip(values.index[outside], x[outside])]
+        ids = [f"{i}={v:g}" for i, v in zip(values.index[outside], x[outside], strict=True)]
         raise DataError(
             f"{source}: {_where(task, 'column')} has {int(outside.sum())} values outside the "
             f"bins [{edges[0]:g}, {edges[-1]:g}] (data.tasks.{task.name}.bins/edges): "
@@ -144,8 +155,8 @@ def encode_categorical(values: pd.Series, task: Task, source: str) -> TaskCodes:
     """Map values to class indices; case/spaces ignored, the task's `codes` applied."""
     lookup = _lookup(task)
     present = values.notna().to_numpy()
-    keys = [normalise(v) if p else "" for v, p in zip(values.tolist(), present)]
-    unknown = sorted({str(v) for v, k, p in zip(values.tolist(), keys, present)
+    keys = [normalise(v) if p else "" for v, p in zip(values.tolist(), present, strict=True)]
+    unknown = sorted({str(v) for v, k, p in zip(values.tolist(), keys, present, strict=True)
                       if p and k not in lookup})
     if unknown:
         raise DataError(
@@ -155,7 +166,7 @@ def encode_categorical(values: pd.Series, task: Task, source: str) -> TaskCodes:
             f"data.tasks.{task.name}.codes={{value: class}}"
         )
     codes = np.array([MISSING if not p or lookup[k] is None else lookup[k]
-                      for k, p in zip(keys, present)], dtype=np.int64)
+                      for k, p in zip(keys, present, strict=True)], dtype=np.int64)
     none = np.zeros(len(codes), dtype=bool)
     return TaskCodes(codes, task, none, none.copy())
 

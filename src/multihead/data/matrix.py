@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +55,12 @@ class SparseMatrix:
         step = chunk_rows(self.shape[1])
         for start in range(0, self.shape[0], step):
             yield start, self.values[start:start + step].toarray()
+
+    def sparse_chunks(self) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """Row chunks that stay sparse: statistics in O(non-zeros)."""
+        step = chunk_rows(self.shape[1])
+        for start in range(0, self.shape[0], step):
+            yield start, self.values[start:start + step]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         return self.values[rows].toarray()
@@ -136,7 +141,7 @@ class BackedMatrix:
         return BackedMatrix(self.path, self.key, self.rows[np.asarray(rows)])
 
 
-FeatureMatrix = Union[DenseMatrix, SparseMatrix, BackedMatrix]
+FeatureMatrix = DenseMatrix | SparseMatrix | BackedMatrix
 
 
 def as_matrix(features: np.ndarray | sp.spmatrix | BackedMatrix) -> FeatureMatrix:

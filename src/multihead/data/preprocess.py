@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from multihead.data.examples import examples
 from multihead.data.inplace import map_rows_inplace
-from multihead.data.matrix import DenseMatrix, FeatureMatrix
+from multihead.data.matrix import DenseMatrix, FeatureMatrix, SparseMatrix
 from multihead.data.standardize import Standardizer
 from multihead.errors import ConfigError, DataError
 
@@ -89,6 +90,11 @@ class _Scan:
         self.below_minus_one: list[tuple[int, int, float]] = []
 
     def add(self, start: int, block: np.ndarray, train: np.ndarray, log1p: bool) -> None:
+        rows = train[start:start + len(block)]
+        if not log1p and np.isfinite(block).all():  # the common case, in fewer passes
+            if rows.any():
+                self._add_clean(block[rows])
+            return
         x = block.astype(np.float64)
         finite = np.isfinite(x)
         if log1p:
@@ -102,12 +108,65 @@ class _Scan:
         self.missing_all += missing.sum(axis=0)
         if missing.any() and len(self.bad_cells) < 5:
             self._remember(self.bad_cells, start, block, missing)
-        if self.shift is None:
-            counts = finite.sum(axis=0)
-            self.shift = np.where(finite, x, 0).sum(axis=0) / np.maximum(counts, 1)
-        rows = train[start:start + len(x)]
         if rows.any():
+            if self.shift is None:
+                self.shift = self._reference(x[rows], finite[rows])
             self._add_training(x[rows], finite[rows])
+
+    @staticmethod
+    def _reference(x: np.ndarray, finite: np.ndarray) -> np.ndarray:
+        """Per feature, its first finite training value (0 if none in this chunk): a feature
+        constant in training then sums exact zeros and gets a variance of exactly 0."""
+        first = np.argmax(finite, axis=0)
+        values = x[first, np.arange(x.shape[1])]
+        return np.where(finite.any(axis=0), values, 0.0)
+
+    def add_sparse(self, start: int, chunk: sp.csr_matrix, train: np.ndarray,
+                   log1p: bool) -> None:
+        """A CSR chunk in O(non-zeros): implicit zeros count without being materialised.
+        Chunks holding NaN/inf or log1p-invalid values take the dense path (for messages)."""
+        if not np.isfinite(chunk.data).all() or (log1p and (chunk.data <= -1).any()):
+            self.add(start, chunk.toarray(), train, log1p)
+            return
+        rows = train[start:start + chunk.shape[0]]
+        if not rows.any():
+            return
+        sub = chunk[np.flatnonzero(rows)]
+        values = sub.data.astype(np.float64)
+        if log1p:
+            np.log1p(values, out=values)
+        n_features, m = len(self.count), int(rows.sum())
+        if self.shift is None:  # the first training row, as on the dense path
+            first = sub[0].toarray().ravel().astype(np.float64)
+            self.shift = np.log1p(first) if log1p else first
+        # centred like the dense path: stored values minus the shift, and each implicit
+        # zero contributing -shift, so no large sums cancel
+        centred = values - self.shift[sub.indices]
+        zeros = m - np.bincount(sub.indices, minlength=n_features)
+        self.count += m
+        self.total += np.bincount(sub.indices, weights=centred, minlength=n_features) \
+            - zeros * self.shift
+        self.total_sq += np.bincount(sub.indices, weights=centred * centred,
+                                     minlength=n_features) + zeros * self.shift**2
+        low, high = np.full(n_features, np.inf), np.full(n_features, -np.inf)
+        np.minimum.at(low, sub.indices, values)
+        np.maximum.at(high, sub.indices, values)
+        has_zero = zeros > 0
+        self.minimum = np.minimum(self.minimum, np.where(has_zero, np.minimum(low, 0), low))
+        self.maximum = np.maximum(self.maximum, np.where(has_zero, np.maximum(high, 0), high))
+
+    def _add_clean(self, x: np.ndarray) -> None:
+        """Training rows without a missing value: no masks needed."""
+        if self.shift is None:
+            self.shift = x[0].astype(np.float64)
+        centred = x.astype(np.float64)
+        centred -= self.shift
+        self.count += len(x)
+        self.total += centred.sum(axis=0)
+        np.square(centred, out=centred)
+        self.total_sq += centred.sum(axis=0)
+        self.minimum = np.minimum(self.minimum, x.min(axis=0))
+        self.maximum = np.maximum(self.maximum, x.max(axis=0))
 
     def _add_training(self, x: np.ndarray, finite: np.ndarray) -> None:
         centred = np.where(finite, x - self.shift, 0.0)
@@ -120,7 +179,7 @@ class _Scan:
     @staticmethod
     def _remember(into: list, start: int, values: np.ndarray, mask: np.ndarray) -> None:
         rows, cols = np.nonzero(mask)
-        for r, c in zip(rows[:5 - len(into)], cols[:5 - len(into)]):
+        for r, c in zip(rows[:5 - len(into)], cols[:5 - len(into)], strict=True):
             into.append((start + int(r), int(c), float(values[r, c])))
 
 
@@ -158,8 +217,12 @@ class Preprocessor:
         train = np.zeros(n, dtype=bool)
         train[train_rows] = True
         scan = _Scan(p)
-        for start, block in matrix.chunks():
-            scan.add(start, block, train, settings.log1p)
+        if isinstance(matrix, SparseMatrix):
+            for start, chunk in matrix.sparse_chunks():
+                scan.add_sparse(start, chunk, train, settings.log1p)
+        else:
+            for start, block in matrix.chunks():
+                scan.add(start, block, train, settings.log1p)
         if scan.below_minus_one:
             raise DataError(f"{source}: data.preprocess.log1p=true needs values > -1 (counts); "
                             f"found {where.cells(scan.below_minus_one)}")

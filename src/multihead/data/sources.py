@@ -7,20 +7,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from omegaconf import DictConfig
 
+from multihead.data.matrix import BackedMatrix
 from multihead.errors import ConfigError
 
 
 @dataclass
 class RawCohort:
-    """Features (samples x features, float32) with names, and a sample sheet indexed by id."""
+    """Features (float32, dense, sparse or backed) with names, and a sample sheet indexed by id.
 
-    features: np.ndarray
+    `rows[i]` is the feature-matrix row of `samples.iloc[i]` (None: row i), so samples missing
+    from the sheet are skipped without copying the matrix here.
+    """
+
+    features: np.ndarray | sp.csr_matrix | BackedMatrix
     feature_names: list[str]
     samples: pd.DataFrame
     source: str
     informative: dict[str, list[str]] = field(default_factory=dict)
+    rows: np.ndarray | None = None
+    report: dict = field(default_factory=dict)
+
+    def matrix_rows(self) -> np.ndarray:
+        return np.arange(len(self.samples)) if self.rows is None else self.rows
 
 
 def _synthetic(cfg: DictConfig) -> RawCohort:
@@ -32,7 +43,32 @@ def _synthetic(cfg: DictConfig) -> RawCohort:
                      source="synthetic cohort", informative=dict(cohort.informative))
 
 
-SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {"synthetic": _synthetic}
+def _table(cfg: DictConfig) -> RawCohort:
+    """`data=table`: a matrix file joined with a sample sheet on the sample id."""
+    from multihead.data.sample_sheet import align_samples, read_sample_sheet
+    from multihead.data.table_reader import read_matrix
+
+    sheet, sheet_path = read_sample_sheet(cfg.get("samples"), cfg.get("id_column"))
+    matrix = read_matrix(cfg.get("matrix"), "data.matrix",
+                         cfg.get("orientation", "samples_x_features"), cfg.get("matrix_index"))
+    aligned = align_samples(matrix.sample_ids, sheet, cfg.get("unmatched_samples", "error"),
+                            matrix.path, sheet_path)
+    return RawCohort(matrix.values, matrix.feature_names, aligned.samples,
+                     source=str(sheet_path), rows=aligned.rows,
+                     report={"samples": aligned.report})
+
+
+def _anndata(cfg: DictConfig) -> RawCohort:
+    """`data=anndata`: an .h5ad file, labels from `.obs`."""
+    from multihead.data.anndata_reader import read_anndata
+
+    adata = read_anndata(cfg.get("path"), cfg.get("layer"), bool(cfg.get("backed", False)),
+                         cfg.get("id_column"), cfg.get("feature_column"))
+    return RawCohort(adata.features, adata.feature_names, adata.obs, source=f"{adata.path} .obs")
+
+
+SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {
+    "synthetic": _synthetic, "table": _table, "anndata": _anndata}
 
 
 def load_raw_cohort(cfg: DictConfig) -> RawCohort:

@@ -38,7 +38,7 @@ def _check_class_sizes(labels: np.ndarray, task_names: list[str],
     for task_index, name in enumerate(task_names):
         column = labels[:, task_index]
         classes, counts = np.unique(column[column != MISSING], return_counts=True)
-        rare = [(int(c), int(n)) for c, n in zip(classes, counts) if n < 3]
+        rare = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < 3]
         if not rare:
             continue
         names = class_names[task_index] if class_names is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
@@ -17,38 +19,68 @@ class EvaluationMetrics(nn.Module):
 
     Created in the LightningModule's `setup()` (never `__init__`): under ddp_spawn, states
     built before the spawn live in shared memory and every rank would add into the same ones.
+
+    `diagnostics`: names measured on every task, or name -> the tasks it applies to.
+    `probabilistic`: per task, whether its loss gives class probabilities (default: all).
     """
 
-    def __init__(self, layout: TaskLayout, diagnostics: list[str], keep_predictions: bool):
+    def __init__(self, layout: TaskLayout, diagnostics: Sequence[str] | Mapping[str, Sequence[str]],
+                 keep_predictions: bool, probabilistic: Sequence[bool] | None = None):
         super().__init__()
         self.layout = layout
-        self.tasks = nn.ModuleDict({t.name: TaskMetrics(t) for t in layout.tasks})
+        probabilistic = [True] * len(layout.tasks) if probabilistic is None else probabilistic
+        self.tasks = nn.ModuleDict({t.name: TaskMetrics(t, p)
+                                    for t, p in zip(layout.tasks, probabilistic, strict=True)})
         self.joint = JointAccuracy()
         self.loss = MeanMetric()
+        if not isinstance(diagnostics, Mapping):
+            diagnostics = {name: layout.names for name in diagnostics}
         self.diagnostics = nn.ModuleDict({
-            name: nn.ModuleDict({t.name: MeanMetric() for t in layout.tasks})
-            for name in diagnostics
+            name: nn.ModuleDict({task: MeanMetric() for task in tasks})
+            for name, tasks in diagnostics.items()
         })
         self.predictions = PredictionStore() if keep_predictions else None
 
-    def update(self, probs: list[torch.Tensor], labels: torch.Tensor, values: torch.Tensor,
-               index: torch.Tensor, loss: torch.Tensor, flags: dict[str, torch.Tensor]) -> None:
+    def update(self, probs: list[torch.Tensor | None], labels: torch.Tensor, values: torch.Tensor,
+               index: torch.Tensor, loss: torch.Tensor, flags: dict[str, torch.Tensor],
+               preds: torch.Tensor | None = None,
+               years: list[torch.Tensor | None] | None = None) -> None:
+        """`preds` (batch, tasks): decoded classes, default the argmax of each task's `probs`;
+        `years`: per task a point estimate in raw units, or None."""
+        if preds is None:
+            preds = torch.stack([p.argmax(dim=1) for p in probs], dim=1)
+        years = [None] * len(self.tasks) if years is None else years
         for j, metrics in enumerate(self.tasks.values()):
-            metrics.update(probs[j], labels[:, j], values[:, j])
-        preds = torch.stack([p.argmax(dim=1) for p in probs], dim=1)
+            metrics.update(probs[j], labels[:, j], values[:, j], preds[:, j], years[j])
         self.joint.update(preds, labels)
         self.loss.update(loss.detach(), weight=labels.shape[0])
+        names = self.layout.names
         for name, per_task in self.diagnostics.items():
-            for j, metric in enumerate(per_task.values()):
+            for task, metric in per_task.items():
+                j = names.index(task)
                 labelled = labels[:, j] >= 0
                 if labelled.any():
                     metric.update(flags[name][labelled, j].float())
         if self.predictions is not None:
-            self.predictions.update(index, torch.cat(probs, dim=1).detach())
+            self.predictions.update(index, self._probs_matrix(probs, preds), preds,
+                                    self._years_matrix(years, preds))
 
-    def compute_scalars(self) -> dict[str, float]:
-        """Flat `task/metric` keys, plus `joint_accuracy` and `loss`. Collective under DDP."""
-        out: dict[str, float] = {}
+    @staticmethod
+    def _probs_matrix(probs: list[torch.Tensor | None], preds: torch.Tensor) -> torch.Tensor:
+        """(batch, classes) of the tasks that have probabilities, concatenated in task order."""
+        present = [p.detach() for p in probs if p is not None]
+        return torch.cat(present, dim=1) if present else preds.new_zeros(len(preds), 0).float()
+
+    @staticmethod
+    def _years_matrix(years: list[torch.Tensor | None], preds: torch.Tensor) -> torch.Tensor:
+        """(batch, tasks) point estimates, NaN for tasks without one."""
+        nan = torch.full(preds.shape[:1], float("nan"), device=preds.device)
+        return torch.stack([nan if y is None else y.detach().float() for y in years], dim=1)
+
+    def compute_scalars(self) -> dict[str, float | None]:
+        """Flat `task/metric` keys, plus `joint_accuracy` and `loss`. Collective under DDP.
+        None marks a metric that does not apply (AUROC and ECE without probabilities)."""
+        out: dict[str, float | None] = {}
         for name, metrics in self.tasks.items():
             out.update({f"{name}/{k}": v for k, v in metrics.compute_scalars().items()})
         for diag, per_task in self.diagnostics.items():

@@ -1,4 +1,11 @@
-"""All metrics of one task. Probabilities in, never logits; every average is explicit."""
+"""All metrics of one task. Every average is explicit.
+
+Label metrics (accuracy, balanced accuracy, F1, confusion, per-class counts, within one bin)
+judge the decoded class the loss predicts; AUROC and calibration judge the class
+probabilities (calibration's top label is their argmax). A task whose loss gives no
+probabilities (regression) has no AUROC or calibration: they are reported as None
+(not applicable), never computed from made-up probabilities.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from multihead.data.labels import MISSING
 from multihead.tasks import Task
 
 ECE_BINS = 15
+PROBABILITY_METRICS = ("auroc_macro", "ece")
 
 
 class TaskMetrics(nn.Module):
@@ -28,19 +36,22 @@ class TaskMetrics(nn.Module):
     that have its label.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, probabilistic: bool = True) -> None:
         super().__init__()
         k = task.num_classes
         self.task = task
+        self.probabilistic = probabilistic
         self.scalars = MetricCollection({
             "accuracy": MulticlassAccuracy(k, average="micro"),
             "balanced_accuracy": MulticlassRecall(k, average="macro"),
             "f1_macro": MulticlassF1Score(k, average="macro"),
+        })
+        self.probability_scalars = MetricCollection({
             # per class, averaged in compute_scalars: torchmetrics' macro scores a class with
             # no positives as 0 and still divides by k, which understates AUROC
             "auroc_macro": MulticlassAUROC(k, average="none", thresholds=None),
             "ece": MulticlassCalibrationError(k, n_bins=ECE_BINS, norm="l1"),
-        })
+        }) if probabilistic else None
         self.confusion = MulticlassConfusionMatrix(k)
         self.stat_scores = MulticlassStatScores(k, average=None)
         self.ordinal = MetricCollection({
@@ -51,31 +62,43 @@ class TaskMetrics(nn.Module):
             self.register_buffer("midpoints", torch.tensor(task.midpoints, dtype=torch.float32),
                                  persistent=False)
 
-    def update(self, probs: torch.Tensor, target: torch.Tensor, value: torch.Tensor) -> None:
+    def update(self, probs: torch.Tensor | None, target: torch.Tensor, value: torch.Tensor,
+               preds: torch.Tensor | None = None, years: torch.Tensor | None = None) -> None:
+        """`preds`: decoded classes (default: argmax of `probs`); `years`: a point estimate in
+        raw units for the MAE (default: the predicted bin's midpoint)."""
+        if preds is None:
+            preds = probs.argmax(dim=1)
         keep = target != MISSING
-        probs, target, value = probs[keep], target[keep], value[keep]
+        target, value, preds = target[keep], value[keep], preds[keep]
         if target.numel() == 0:
             return
-        self.scalars.update(probs, target)
-        self.confusion.update(probs, target)
-        self.stat_scores.update(probs, target)
+        self.scalars.update(preds, target)
+        self.confusion.update(preds, target)
+        self.stat_scores.update(preds, target)
+        if self.probability_scalars is not None:
+            self.probability_scalars.update(probs[keep], target)
         if self.ordinal is not None:
-            pred = probs.argmax(dim=1)
             true_years = torch.where(torch.isnan(value), self.midpoints[target], value)
-            self.ordinal["mae_years"].update((self.midpoints[pred] - true_years).abs())
+            estimate = self.midpoints[preds] if years is None else years[keep]
+            self.ordinal["mae_years"].update((estimate - true_years).abs())
             self.ordinal["within_one_bin_accuracy"].update(
-                ((pred - target).abs() <= 1).float())
+                ((preds - target).abs() <= 1).float())
 
-    def compute_scalars(self) -> dict[str, float]:
-        scalars = self.scalars.compute()
-        present = self.stat_scores.compute()[:, 4] > 0  # support: classes with positives
-        scalars["auroc_macro"] = scalars["auroc_macro"][present].mean()
-        out = {k: float(v) for k, v in scalars.items()}
+    def compute_scalars(self) -> dict[str, float | None]:
+        out = {k: float(v) for k, v in self.scalars.compute().items()}
+        if self.probability_scalars is not None:
+            scalars = self.probability_scalars.compute()
+            present = self.stat_scores.compute()[:, 4] > 0  # support: classes with positives
+            out["auroc_macro"] = float(scalars["auroc_macro"][present].mean())
+            out["ece"] = float(scalars["ece"])
+        else:
+            out.update(dict.fromkeys(PROBABILITY_METRICS))
         if self.ordinal is not None:
             out.update({k: float(v) for k, v in self.ordinal.compute().items()})
         return out
 
     def reset(self) -> None:
-        for m in (self.scalars, self.confusion, self.stat_scores, self.ordinal):
+        for m in (self.scalars, self.probability_scalars, self.confusion, self.stat_scores,
+                  self.ordinal):
             if m is not None:
                 m.reset()

@@ -6,8 +6,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from multihead.components import build_component
-from multihead.models.trunk import mlp_trunk
+from multihead.components import build_component, component_class
+from multihead.models.trunk import TrunkSpec
 from multihead.tasks import TaskLayout
 
 
@@ -23,11 +23,15 @@ class MultiTaskNet(nn.Module):
 
 def build_network(model_cfg: DictConfig, head_cfg: DictConfig, layout: TaskLayout,
                   in_features: int) -> MultiTaskNet:
-    """Trunk first, then head: the fixed order that makes equal seeds give equal weights."""
-    trunk_cfg = model_cfg.trunk
-    trunk = mlp_trunk(in_features, list(trunk_cfg.hidden), int(trunk_cfg.latent),
-                      float(trunk_cfg.dropout))
-    head = build_component("head", head_cfg, layout=layout, latent=int(trunk_cfg.latent))
+    """Trunk first, then head: the fixed order that makes equal seeds give equal weights.
+
+    A head that does not share a trunk (`separate`) builds its own per task from the same
+    spec and reads the features through an identity trunk.
+    """
+    spec = TrunkSpec.from_config(model_cfg.trunk, in_features)
+    shares = getattr(component_class("head", head_cfg), "shares_trunk", True)
+    trunk = spec.build() if shares else nn.Identity()
+    head = build_component("head", head_cfg, layout=layout, trunk=spec)
     return MultiTaskNet(trunk, head)
 
 

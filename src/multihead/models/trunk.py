@@ -9,7 +9,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 
-def mlp_trunk(in_features: int, hidden: Sequence[int], latent: int, dropout: float) -> nn.Sequential:
+def mlp_trunk(in_features: int, hidden: Sequence[int], latent: int,
+              dropout: float) -> nn.Sequential:
     """Linear-ReLU-Dropout blocks ending in a ReLU latent layer of width `latent`."""
     layers: list[nn.Module] = []
     width = in_features

@@ -12,7 +12,7 @@ import pandas as pd
 from multihead.data.datamodule import PreparedCohort
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.per_class import per_class_table
-from multihead.models.losses.base import MultiTaskLoss
+from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.reporting.confusion_plot import plot_confusion
 
 METRICS_FILE = "metrics.json"
@@ -24,8 +24,11 @@ class TestResults:
     confusion: dict[str, np.ndarray]
     stat_scores: dict[str, np.ndarray]
     index: np.ndarray
-    probs: np.ndarray
+    probs: np.ndarray  # classes of the tasks that have probabilities, concatenated
     loss_name: str
+    preds: np.ndarray | None = None  # (n, tasks) decoded classes; None: argmax of probs
+    years: np.ndarray | None = None  # (n, tasks) point estimates in raw units, NaN where none
+    has_probabilities: dict[str, bool] | None = None  # None: every task has them
 
 
 def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> TestResults:
@@ -33,9 +36,14 @@ def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> Tes
     scalars = metrics.compute_scalars()
     confusion = {n: m.confusion.compute().cpu().numpy() for n, m in metrics.tasks.items()}
     stats = {n: m.stat_scores.compute().cpu().numpy() for n, m in metrics.tasks.items()}
-    index, probs = metrics.predictions.compute()
-    return TestResults(scalars, confusion, stats, index.cpu().numpy(), probs.cpu().numpy(),
-                       loss.name)
+    stored = metrics.predictions.compute()
+
+    def to_numpy(t):
+        return None if t is None else t.cpu().numpy()
+
+    return TestResults(scalars, confusion, stats, to_numpy(stored.index), to_numpy(stored.probs),
+                       loss.name, preds=to_numpy(stored.preds), years=to_numpy(stored.years),
+                       has_probabilities={n: m.probabilistic for n, m in metrics.tasks.items()})
 
 
 def nested_scalars(scalars: dict[str, float], task_names: list[str]) -> dict:
@@ -56,13 +64,17 @@ def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFr
     labels = cohort.labels.numpy()[results.index]
     start = 0
     for j, task in enumerate(cohort.tasks):
-        probs = results.probs[:, start:start + task.num_classes]
-        start += task.num_classes
+        has_probs = (results.has_probabilities or {}).get(task.name, True)
+        probs = results.probs[:, start:start + task.num_classes] if has_probs else None
+        start += task.num_classes if has_probs else 0
         classes = np.asarray(task.classes, dtype=object)
         true = labels[:, j]
+        pred = probs.argmax(axis=1) if results.preds is None else results.preds[:, j]
         frame[f"{task.name}_true"] = np.where(true >= 0, classes[np.maximum(true, 0)], None)
-        frame[f"{task.name}_pred"] = classes[probs.argmax(axis=1)]
-        for k, name in enumerate(task.classes):
+        frame[f"{task.name}_pred"] = classes[pred]
+        if results.years is not None and not np.isnan(results.years[:, j]).all():
+            frame[f"{task.name}_pred_value"] = results.years[:, j]  # e.g. regression years
+        for k, name in enumerate(task.classes if has_probs else ()):
             frame[f"{task.name}_p[{name}]"] = probs[:, k]
     return frame
 
@@ -71,6 +83,8 @@ def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort
     out.mkdir(parents=True, exist_ok=True)
     task_names = [t.name for t in cohort.tasks]
     summary = nested_scalars(results.scalars, task_names)
+    # top-level "loss" names the loss (head/loss/weighting describe the run); its value is here
+    summary["test_loss"] = summary.pop("loss", None)
     summary["loss_name"] = results.loss_name
     summary["n_test"] = int(len(results.index))
     for task in cohort.tasks:

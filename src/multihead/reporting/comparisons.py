@@ -64,7 +64,7 @@ def sentence(row: pd.Series | dict, alpha: float = ALPHA) -> str:
         return f"{v} vs {r} on {what}: only 1 paired seed, no test possible."
     diff, low, high = row["diff"], row["ci_low"], row["ci_high"]
     gain = diff if higher_is_better(row["metric"]) else -diff
-    stats = f"{_p(row['p_holm'])} (Holm, {seeds}, d={row['effect_size']:.1f})"
+    stats = f"{_p(row['p_holm'])} (Holm, {seeds}, d={row['effect_size']:.2f})"
     if row["p_holm"] < alpha:
         verb = "beats" if gain > 0 else "is worse than"
         lo, hi = sorted((abs(low), abs(high)))
@@ -73,17 +73,28 @@ def sentence(row: pd.Series | dict, alpha: float = ALPHA) -> str:
             f"[{_fmt(low)}, {_fmt(high)}], {stats}.")
 
 
+def verdict(p_holm: float, gain: float, identical: bool, alpha: float = ALPHA) -> str:
+    """better / worse (significant after Holm), unclear, same (a tie) or untested."""
+    if identical:
+        return "same"
+    if not math.isfinite(p_holm):
+        return "untested"
+    if p_holm >= alpha:
+        return "unclear"
+    return "better" if gain > 0 else "worse"
+
+
 def compare(runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
             alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per (variant, key metric): paired statistics against `reference`, Holm-adjusted
-    p-value, whether the variant is better, and the sentence. `reference` must be a label
-    from `runs['variant']` (see `choose_reference`)."""
+    """One row per (variant, key metric): paired statistics against `reference`, the
+    Holm-adjusted p-value, a verdict (better/worse/unclear/same/untested) and the sentence.
+    `reference` must be a label from `runs['variant']` (see `choose_reference`)."""
     done = ok_runs(runs)
     variants = list(dict.fromkeys(done["variant"]))
     rows = []
-    for column in key_columns(done):
-        table = per_seed(done, column)
-        for variant in variants:
+    tables = {column: per_seed(done, column) for column in key_columns(done)}
+    for variant in variants:
+        for column, table in tables.items():
             if variant == reference or reference not in table:
                 continue
             test = paired_test(table[variant], table[reference])
@@ -92,11 +103,11 @@ def compare(runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    tested = frame["p"].where(~frame["identical"])
-    frame["p_holm"] = np.where(frame["identical"], 1.0, holm(tested))
+    frame["p_holm"] = holm(frame["p"].where(~frame["identical"]))
     gain = np.where([higher_is_better(m) for m in frame["metric"]], frame["diff"],
                     -frame["diff"])
-    frame["better"] = [None if not math.isfinite(p) or p >= alpha or same else bool(g > 0)
-                       for p, g, same in zip(frame["p_holm"], gain, frame["identical"])]
+    frame["verdict"] = [verdict(p, g, same, alpha)
+                        for p, g, same in zip(frame["p_holm"], gain, frame["identical"],
+                                              strict=True)]
     frame["sentence"] = [sentence(row, alpha) for _, row in frame.iterrows()]
     return frame

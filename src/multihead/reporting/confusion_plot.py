@@ -11,12 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_confusion(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+def draw_confusion(ax, matrix: np.ndarray, classes: list[str], title: str):
+    """Draw into `ax` (also used for the report's side-by-side panels); returns the image."""
     k = len(classes)
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
-    size = max(4.0, 0.45 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), classes, rotation=90 if k > 4 else 0, fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
@@ -28,6 +27,13 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], title: str, path: Pat
             if matrix[i, j]:
                 ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
                         color="white" if share[i, j] > 0.5 else "black")
+    return image
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = draw_confusion(ax, matrix, classes, title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

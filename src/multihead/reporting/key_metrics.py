@@ -14,6 +14,10 @@ LABELS = {
     JOINT: "joint accuracy",
 }
 
+RATES = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "auroc_macro", "ece",
+                   "within_one_bin_accuracy", "incoherent_rate", JOINT})
+NON_NEGATIVE = frozenset({"mae_years"})
+
 
 def metric_of(column: str) -> str:
     """`age/mae_years` -> `mae_years`."""
@@ -22,6 +26,16 @@ def metric_of(column: str) -> str:
 
 def higher_is_better(column: str) -> bool:
     return metric_of(column) not in LOWER_IS_BETTER
+
+
+def bounds(column: str) -> tuple[float, float]:
+    """The range a metric can take: a t interval over 3 seeds can overshoot it."""
+    metric = metric_of(column)
+    if metric in RATES:
+        return 0.0, 1.0
+    if metric in NON_NEGATIVE:
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
 
 
 def label(column: str) -> str:

@@ -44,10 +44,11 @@ def _number(value: Any) -> float:
 
 
 def _name(value: Any) -> str | None:
-    """`head` may be written as a name or as a config node with a `name`."""
+    """`head` may be written as a name or as a config node with a `name`; anything else (the
+    test loss *value* under `loss` in a metrics.json the job never finished) is no name."""
     if isinstance(value, Mapping):
         value = value.get("name")
-    return None if value is None else str(value)
+    return value if isinstance(value, str) else None
 
 
 def job_overrides(job_dir: Path) -> list[str]:
@@ -166,7 +167,7 @@ def _varying_keys(override_lists: list[list[str]]) -> list[str]:
 
 def variant_label(head: Any, loss: Any, weighting: Any, extra: str = "") -> str:
     """`fused+bce`, `split+ce+uncertainty` (weighting shown unless fixed), then any extra."""
-    parts = [str(head), str(loss)]
+    parts = [str(p) if isinstance(p, str) and p else "?" for p in (head, loss)]
     if weighting and weighting != DEFAULT_WEIGHTING:
         parts.append(str(weighting))
     return "+".join(parts) + (f" [{extra}]" if extra else "")

@@ -39,8 +39,9 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float, float, int]:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """`variant - reference` over the seeds both have; d_z is the mean difference in units of
-    the differences' standard deviation (Cohen's d for paired samples)."""
+    """`variant - reference` over the seeds both have; `effect_size` is the mean difference in
+    units of the differences' standard deviation (Cohen's d_z). `identical` (a tie on every
+    seed) and fewer than 2 pairs leave `t` and `p` NaN."""
 
     n: int
     reference_mean: float
@@ -70,9 +71,8 @@ def paired_test(variant, reference, level: float = LEVEL) -> PairedTest:
         diffs = np.zeros(n)
     mean, low, high, _ = t_interval(diffs, level)
     t_stat = p_value = effect = math.nan
-    if identical:
-        low = high = 0.0
-        t_stat, p_value, effect = 0.0, 1.0, 0.0
+    if identical:  # a tie is not a test: no t, no p
+        low = high = effect = 0.0
     elif n >= 2:
         spread = diffs.std(ddof=1)
         result = stats.ttest_rel(a, b)

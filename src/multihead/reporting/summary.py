@@ -1,5 +1,8 @@
 """One row per variant: each key metric as mean and 95% t interval over seeds, best marked.
 
+Intervals are clipped to the metric's range (a rate stays within [0, 1]); with 3 seeds an
+unclipped t interval often runs past it.
+
 Reference rows (majority class, logistic regression) are single deterministic fits on the same
 split, so they have a value but no interval, and they never take the "best" mark: the mark
 answers "which of the designs we are choosing between", the references answer "is any of
@@ -13,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from multihead.reporting.key_metrics import higher_is_better, key_columns
+from multihead.reporting.key_metrics import bounds, higher_is_better, key_columns
 from multihead.reporting.runs import VARIANT_KEYS, ok_runs
 from multihead.reporting.stats import LEVEL, TIE_TOLERANCE, t_interval
 
@@ -25,7 +28,11 @@ def _variant_row(variant: str, jobs: pd.DataFrame, columns: list[str]) -> dict:
     row.update({k: jobs[k].iloc[0] for k in VARIANT_KEYS})
     for column in columns:
         values = pd.to_numeric(jobs[column], errors="coerce")
-        row.update(dict(zip((f"{column}.{s}" for s in STATS), t_interval(values, LEVEL))))
+        mean, low, high, n = t_interval(values, LEVEL)
+        lowest, highest = bounds(column)
+        low, high = (min(max(v, lowest), highest) if np.isfinite(v) else v for v in (low, high))
+        row.update(dict(zip((f"{column}.{s}" for s in STATS), (mean, low, high, n),
+                            strict=True)))
     return row
 
 

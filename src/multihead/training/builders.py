@@ -8,27 +8,42 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from multihead.data.datamodule import CohortDataModule, PreparedCohort
-from multihead.models.losses.base import MultiTaskLoss
 from multihead.components import build_component
+from multihead.data.datamodule import CohortDataModule, PreparedCohort
+from multihead.models.losses.base import TaskTargets
+from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.network import build_network
-from multihead.tasks import TaskLayout
+from multihead.models.weighting.base import TaskWeighting
 from multihead.training.loggers import build_loggers
 from multihead.training.module import MultiHeadModule
 
 
-def build_loss(cfg: DictConfig) -> MultiTaskLoss:
-    return build_component("loss", cfg.loss)
+def training_targets(cohort: PreparedCohort) -> dict[str, TaskTargets]:
+    """Each task's labels and raw values on the training split only."""
+    train = cohort.splits["train"]
+    return {task.name: TaskTargets(cohort.labels[train, j], cohort.values[train, j])
+            for j, task in enumerate(cohort.tasks)}
 
 
-def build_module(cfg: DictConfig, cohort: PreparedCohort, output_dir: str | None) -> MultiHeadModule:
-    """Seeds the RNG first: same `seed` -> same initial weights for every head design."""
+def build_loss(cfg: DictConfig, cohort: PreparedCohort) -> MultiTaskLoss:
+    return build_component("loss", cfg.loss, tasks=cohort.tasks,
+                           targets=training_targets(cohort), name=str(cfg.loss.name))
+
+
+def build_weighting(cfg: DictConfig, loss: MultiTaskLoss) -> TaskWeighting:
+    return build_component("weighting", cfg.weighting, likelihoods=loss.likelihoods())
+
+
+def build_module(cfg: DictConfig, cohort: PreparedCohort,
+                 output_dir: str | None) -> MultiHeadModule:
+    """Seeds the RNG first: same `seed` -> same initial weights for every head design (the
+    loss and the weighting draw nothing from the RNG)."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    loss = build_loss(cfg)
-    layout = TaskLayout(cohort.tasks, tuple(loss.output_size(t) for t in cohort.tasks))
-    net = build_network(cfg.model, cfg.head, layout, cohort.num_features)
+    loss = build_loss(cfg, cohort)
+    net = build_network(cfg.model, cfg.head, loss.layout, cohort.num_features)
+    weighting = build_weighting(cfg, loss)
     optimizer = instantiate(cfg.model.optimizer, _partial_=True)
-    return MultiHeadModule(net, loss, layout, optimizer, output_dir=output_dir)
+    return MultiHeadModule(net, loss, loss.layout, optimizer, weighting, output_dir=output_dir)
 
 
 def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModule:

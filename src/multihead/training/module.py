@@ -1,4 +1,5 @@
-"""The LightningModule: one network, one multi-task loss, exact per-task evaluation."""
+"""The LightningModule: one network, one multi-task loss, one task weighting, exact per-task
+evaluation."""
 
 from __future__ import annotations
 
@@ -10,58 +11,119 @@ import torch
 from torch import nn
 
 from multihead.metrics.evaluation import EvaluationMetrics
-from multihead.models.losses.base import MultiTaskLoss
+from multihead.models.losses.multitask import MultiTaskLoss
+from multihead.models.network import count_parameters
+from multihead.models.weighting.base import TaskWeighting
 from multihead.tasks import TaskLayout
 
 
 class MultiHeadModule(pl.LightningModule):
+    """A gradient weighting (`weighting.manual`, e.g. pcgrad) runs with manual optimization:
+    it sets the gradients itself, so Lightning's backward is not used."""
+
     def __init__(self, net: nn.Module, loss: MultiTaskLoss, layout: TaskLayout,
-                 optimizer: Callable[..., torch.optim.Optimizer],
+                 optimizer: Callable[..., torch.optim.Optimizer], weighting: TaskWeighting,
                  output_dir: str | None = None) -> None:
         super().__init__()
         self.net = net
         self.loss_fn = loss
+        self.weighting = weighting
         self.layout = layout
         self.optimizer_factory = optimizer
         self.output_dir = output_dir
+        self.automatic_optimization = not weighting.manual
         self.val_metrics: EvaluationMetrics | None = None
         self.test_metrics: EvaluationMetrics | None = None
-        self.test_scalars: dict[str, float] = {}
+        self.test_scalars: dict[str, float | None] = {}
+
+    # ------------------------------------------------------------------------- structure
 
     def setup(self, stage: str) -> None:
-        diagnostics = list(self._diagnostic_names())
-        self.val_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=False)
-        self.test_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=True)
+        diagnostics = self.loss_fn.diagnostic_tasks()
+        probabilistic = self.loss_fn.probabilistic()
+        self.val_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=False,
+                                             probabilistic=probabilistic)
+        self.test_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=True,
+                                              probabilistic=probabilistic)
         self.val_metrics.to(self.device)
         self.test_metrics.to(self.device)
 
-    def _diagnostic_names(self) -> dict[str, torch.Tensor]:
-        probe = torch.zeros(1, self.layout.total)
-        return self.loss_fn.diagnostics(probe, self.layout)
+    def model_parameters(self) -> list[nn.Parameter]:
+        """What predicts: the network and the loss's own parameters (e.g. CORAL's biases)."""
+        return [p for m in (self.net, self.loss_fn) for p in m.parameters() if p.requires_grad]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters by part; `model` (trunk + head + loss) is what a design costs."""
+        counts = {"trunk": count_parameters(self.net.trunk),
+                  "head": count_parameters(self.net.head),
+                  "loss": count_parameters(self.loss_fn),
+                  "weighting": count_parameters(self.weighting)}
+        counts["model"] = counts["trunk"] + counts["head"] + counts["loss"]
+        return counts
+
+    def load_weights(self, checkpoint: str | Path) -> None:
+        """Every weight of a saved checkpoint (network, loss, learned task weights) into this
+        process's module: after a ddp_spawn fit the main process holds the last epoch's."""
+        state = torch.load(checkpoint, map_location=self.device, weights_only=True)
+        self.load_state_dict(state["state_dict"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(params=self.parameters())
+        """Learned task weights get no weight decay: decay would pull every log-variance
+        towards 0, i.e. towards equal weights, whatever the data say."""
+        groups = [{"params": self.model_parameters()}]
+        weighting = [p for p in self.weighting.parameters() if p.requires_grad]
+        if weighting:
+            groups.append({"params": weighting, "weight_decay": 0.0})
+        return self.optimizer_factory(params=groups)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self.net(batch["x"])
-        loss, parts = self.loss_fn(logits, batch["y"], self.layout)
+    def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            logger.log_hyperparams({f"parameters/{k}": v
+                                    for k, v in self.parameter_counts().items()})
+
+    # -------------------------------------------------------------------------- training
+
+    def task_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each task's loss on the batch (before weighting)."""
+        _, parts = self.loss_fn(self.net(batch["x"]), batch["y"], batch["value"])
+        return parts
+
+    def _reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="mean")
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        parts = self.task_losses(batch)
+        objective = self.weighting(parts)
         size = batch["y"].shape[0]
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=size,
+        self.log("train/loss", objective, on_step=False, on_epoch=True, batch_size=size,
                  prog_bar=True, sync_dist=True)
         for name, part in parts.items():
             self.log(f"train/{name}/loss", part, on_step=False, on_epoch=True, batch_size=size,
                      sync_dist=True)
-        return loss
+        if self.automatic_optimization:
+            return objective
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.weighting.set_gradients(parts, self.model_parameters(), self._reduce_mean)
+        optimizer.step()
+        return None
+
+    def on_train_epoch_end(self) -> None:
+        values = self.weighting.epoch_values()  # identical on every process
+        self.log_dict({f"weighting/{k}": v for k, v in values.items()}, sync_dist=True)
+
+    # ------------------------------------------------------------------------ evaluation
 
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: EvaluationMetrics) -> None:
         logits = self.net(batch["x"])
-        loss, _ = self.loss_fn(logits, batch["y"], self.layout)
-        probs = self.loss_fn.probabilities(logits, self.layout)
-        flags = self.loss_fn.diagnostics(logits, self.layout)
-        metrics.update(probs, batch["y"], batch["value"], batch["index"], loss, flags)
+        _, parts = self.loss_fn(logits, batch["y"], batch["value"])
+        loss_fn = self.loss_fn
+        metrics.update(loss_fn.probabilities(logits), batch["y"], batch["value"], batch["index"],
+                       self.weighting.selection_loss(parts), loss_fn.diagnostics(logits),
+                       preds=loss_fn.predict(logits), years=loss_fn.years(logits))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics)
@@ -69,8 +131,8 @@ class MultiHeadModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         scalars = self.val_metrics.compute_scalars()  # synced across ranks by torchmetrics
         self.val_metrics.reset()
-        self.log_dict({f"val/{k}": v for k, v in scalars.items()}, sync_dist=True,
-                      prog_bar=False)
+        self.log_dict({f"val/{k}": v for k, v in scalars.items() if v is not None},
+                      sync_dist=True, prog_bar=False)
         self.log("val_joint", scalars["joint_accuracy"], prog_bar=True, sync_dist=True,
                  logger=False)
 
@@ -83,6 +145,7 @@ class MultiHeadModule(pl.LightningModule):
         results = collect_test_results(self.test_metrics, self.loss_fn)  # collective: all ranks
         self.test_metrics.reset()
         self.test_scalars = results.scalars
-        self.log_dict({f"test/{k}": v for k, v in results.scalars.items()}, sync_dist=True)
+        self.log_dict({f"test/{k}": v for k, v in results.scalars.items() if v is not None},
+                      sync_dist=True)
         if self.trainer.is_global_zero and self.output_dir is not None:
             write_test_artifacts(Path(self.output_dir), results, self.trainer.datamodule.cohort)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from multihead.data.data_report import REPORT_FILE as DATA_REPORT_FILE
 from multihead.data.datamodule import prepare_cohort
-from multihead.models.network import count_parameters
 from multihead.reporting.artifacts import METRICS_FILE
 from multihead.reporting.console import print_run_table
 from multihead.training.builders import build_datamodule, build_module, build_trainer
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def describe(cfg: DictConfig) -> dict:
     """What this run is, in the words a comparison table uses."""
-    return {"head": cfg.head.name, "loss": cfg.loss.name, "seed": int(cfg.seed),
+    return {"head": cfg.head.name, "loss": cfg.loss.name, "weighting": cfg.weighting.name,
+            "seed": int(cfg.seed),
             "data": cfg.data.get("name", cfg.data.source), "data_seed": int(cfg.data.seed)}
 
 
@@ -29,9 +32,24 @@ def save_inputs(out: Path, cfg: DictConfig, datamodule) -> None:
     """Config, split assignment and the truly informative features, before any training."""
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     datamodule.split_frame().to_csv(out / "splits.csv", index=False)
+    if datamodule.cohort.report:  # what loading dropped, masked, clipped or imputed
+        (out / DATA_REPORT_FILE).write_text(json.dumps(datamodule.cohort.report, indent=1))
     if datamodule.cohort.informative:
         (out / "informative_features.json").write_text(
             json.dumps(datamodule.cohort.informative, indent=1))
+
+
+@contextmanager
+def epoch_history_kept(out: Path) -> Iterator[None]:
+    """Under ddp_spawn the test stage rebuilds the CSV logger in fresh processes, which starts
+    csv/metrics.csv anew and loses the per-epoch history of fit; put that history back (the
+    test scalars are in metrics.json). On one process the test row is appended instead."""
+    history = out / "csv" / "metrics.csv"
+    saved = history.read_text() if history.exists() else None
+    yield
+    if saved is not None and (not history.exists()
+                              or len(history.read_text().splitlines()) < len(saved.splitlines())):
+        history.write_text(saved)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -48,11 +66,17 @@ def train(cfg: DictConfig) -> dict:
     save_inputs(out, cfg, datamodule)
     trainer.fit(module, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    with epoch_history_kept(out):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    if best:
+        module.load_weights(best)  # learned task weights below are the tested model's
     metrics = json.loads((out / METRICS_FILE).read_text())
     metrics.update(describe(cfg))
     metrics.update({
-        "num_parameters": count_parameters(module.net),
+        "num_parameters": module.parameter_counts()["model"],
+        "parameters": module.parameter_counts(),
+        "task_losses": module.loss_fn.task_loss_names(),
+        "task_weights": module.weighting.task_weights(),
         "num_features": cohort.num_features,
         "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
         "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
@@ -61,8 +85,9 @@ def train(cfg: DictConfig) -> dict:
     })
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     d = describe(cfg)
-    print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} seed={d['seed']}"
-                             f"\nfolder: {out}")
+    print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} "
+                             f"weighting={d['weighting']} seed={d['seed']} "
+                             f"parameters={metrics['num_parameters']:,}\nfolder: {out}")
     return metrics
 
 

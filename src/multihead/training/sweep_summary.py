@@ -12,6 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from multihead.reporting.console import TASK_COLUMNS, wide_console
@@ -49,8 +50,9 @@ def summary_table(frame: pd.DataFrame, title: str) -> Table:
         label = TASK_COLUMNS.get(metric, metric.replace("_", " "))
         table.add_column(f"{task}\n{label}" if task else label, justify="right", no_wrap=True)
     for _, row in frame.iterrows():
-        cells = [str(row[c]) for c in group_cols]
-        status = "ok" if row["status"] == "ok" else f"[red]FAILED[/red] {row.get('error', '')}"
+        cells = [escape(str(row[c])) for c in group_cols]
+        status = "ok" if row["status"] == "ok" else \
+            f"[red]FAILED[/red] {escape(str(row.get('error', '')))}"
         values = [("–" if pd.isna(row.get(c)) else f"{row[c]:.3f}") for c in metric_cols]
         table.add_row(*cells, status, *values)
     return table
@@ -75,11 +77,14 @@ class SweepSummary(Callback):
             return
         frame = pd.DataFrame([job_row(d, o) for d, o in self.jobs])
         sweep_dir = Path(config.hydra.sweep.dir)
-        frame.to_csv(sweep_dir / "summary.csv", index=False)
+        frame.to_csv(sweep_dir / "sweep_summary.csv", index=False)
         wide_console(160).print(
             summary_table(frame, f"sweep summary: {len(frame)} jobs ({sweep_dir})"))
         failed = int((frame["status"] != "ok").sum())
         self.jobs = []
+        command = escape(f"python -m multihead.report {sweep_dir}")
+        Console(soft_wrap=True).print(
+            f"means, intervals and paired tests over seeds: [bold]{command}[/bold]")
         if failed:
             Console().print(f"[red]{failed} of {len(frame)} jobs failed; see failed.json "
                             "in their folders.[/red]")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from multihead.components import build_component, component_args, component_class
 from multihead.errors import ConfigError
-from multihead.tasks import tasks_from_config
+from multihead.tasks import Task, tasks_from_config
 
 
 def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
@@ -24,10 +25,10 @@ def validate_config(cfg: DictConfig) -> None:
     _require_int(cfg, "data.seed", 0)
     _require_int(cfg, "data.batch_size", 1)
     _require_int(cfg, "data.eval_batch_size", 1)
-    for group in ("head", "loss"):
-        if "_target_" not in cfg[group]:
+    for group in ("head", "loss", "weighting"):
+        if group not in cfg or "_target_" not in cfg[group]:
             raise ConfigError(f"{group}: the config has no _target_ (which class builds it)")
-    tasks_from_config(cfg.data.tasks)
+    check_design(cfg, tasks_from_config(cfg.data.tasks))
     hidden = cfg.model.trunk.hidden
     if any(int(h) < 1 for h in hidden) or int(cfg.model.trunk.latent) < 1:
         raise ConfigError(f"model.trunk: widths must be >= 1, got hidden={list(hidden)}, "
@@ -44,3 +45,32 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.strategy={strategy!r} relaunches the script with the command line and "
             "breaks Hydra runs and sweeps; use trainer=ddp_cpu (ddp_spawn) or a ddp_spawn strategy"
         )
+
+
+def check_design(cfg: DictConfig, tasks: tuple[Task, ...]) -> None:
+    """Head, loss and weighting options, and whether they fit the tasks and the trainer:
+    every invalid combination fails here, before any data is loaded."""
+    loss_class = component_class("loss", cfg.loss)
+    chosen = loss_class.check_config(tasks, **component_args(cfg.loss))
+    head_class = component_class("head", cfg.head)
+    head_class.check_options(**component_args(cfg.head))
+    likelihoods = {t.name: chosen[t.name].likelihood for t in tasks}
+    weighting = build_component("weighting", cfg.weighting, likelihoods=likelihoods)
+    if weighting.manual:
+        _check_manual_optimization(cfg)
+
+
+def _check_manual_optimization(cfg: DictConfig) -> None:
+    """Gradient methods set the gradients themselves; Lightning cannot clip or accumulate
+    gradients it never computed."""
+    clip = cfg.trainer.get("gradient_clip_val")
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    name = cfg.weighting.name
+    if clip not in (None, 0, 0.0):
+        raise ConfigError(f"weighting={name} computes its own gradients (manual optimization): "
+                          f"trainer.gradient_clip_val must be null, got {clip}; "
+                          "use weighting=fixed or weighting=uncertainty to clip gradients")
+    if accumulate not in (None, 1):
+        raise ConfigError(f"weighting={name} computes its own gradients (manual optimization): "
+                          f"trainer.accumulate_grad_batches must be 1, got {accumulate}; "
+                          "raise data.batch_size instead")

@@ -1,5 +1,7 @@
-"""Multi-task losses. A loss is one Python file here plus one YAML file in conf/loss/.
+"""Losses. `multitask.MultiTaskLoss` combines one `base.TaskLoss` per task, chosen by name.
 
-Every loss also decides how its outputs become per-task class probabilities, because that
-is where BCE and CE really differ: the network can be identical.
+A new task loss is one Python file here whose module name is the loss name (`corn.py` holds
+the TaskLoss named "corn") plus one preset YAML in conf/loss/. Every loss also decides how its
+outputs become class probabilities and a decoded class, because that is where the losses
+really differ: the network can be identical.
 """

@@ -1,27 +1,20 @@
-"""`loss=ce`: softmax cross-entropy per task, summed over tasks (on `fused`, per slice)."""
+"""`ce`: softmax cross-entropy, the standard loss for one task's classes."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from multihead.data.labels import MISSING
-from multihead.models.losses.base import MultiTaskLoss, task_logits
-from multihead.tasks import TaskLayout
+from multihead.models.losses.base import TaskLoss
 
 
-class CrossEntropyLoss(MultiTaskLoss):
+class CrossEntropyLoss(TaskLoss):
     name = "ce"
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, layout: TaskLayout):
-        parts: dict[str, torch.Tensor] = {}
-        for j, (task, z) in enumerate(zip(layout.tasks, task_logits(logits, layout))):
-            target = labels[:, j]
-            if bool((target != MISSING).any()):
-                parts[task.name] = F.cross_entropy(z, target, ignore_index=MISSING)
-            else:  # keeps every output in the graph (DDP needs it) while adding nothing
-                parts[task.name] = z.sum() * 0.0
-        return torch.stack(list(parts.values())).sum(), parts
+    def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
+        weight = self.sample_weight(target)
+        nll = F.cross_entropy(z, target, reduction="none")
+        return (weight * nll).sum(), weight.sum()
 
-    def probabilities(self, logits: torch.Tensor, layout: TaskLayout) -> list[torch.Tensor]:
-        return [torch.softmax(z, dim=1) for z in task_logits(logits, layout)]
+    def probabilities(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(z, dim=1)

@@ -1,0 +1,265 @@
+"""Read a feature matrix from CSV/TSV (optionally gzipped) or Parquet, in either orientation.
+
+The matrix goes straight into one preallocated float32 array, chunk by chunk: peak memory
+is the matrix plus one chunk, not the float64 DataFrame plus its copy that
+`pd.read_csv(...).to_numpy()` costs. Methylation and expression tables are often stored
+features x samples (CpGs or genes as rows); `orientation` says which.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from multihead.data.examples import duplicated, examples
+from multihead.data.file_formats import FileFormat, open_checked
+from multihead.data.inplace import chunk_rows, map_rows_inplace
+from multihead.data.progress import advance, loading
+from multihead.errors import ConfigError, DataError
+
+ORIENTATIONS = ("samples_x_features", "features_x_samples")
+
+
+@dataclass
+class MatrixFile:
+    """A samples x features float32 matrix with its sample ids and feature names."""
+
+    values: np.ndarray
+    sample_ids: list[str]
+    feature_names: list[str]
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which way the file is written, and how its rows and columns are named in messages."""
+
+    path: Path
+    key: str
+    orientation: str
+
+    @property
+    def by_sample(self) -> bool:
+        return self.orientation == "samples_x_features"
+
+    @property
+    def row_kind(self) -> str:
+        return "sample ids" if self.by_sample else "feature names"
+
+    @property
+    def column_kind(self) -> str:
+        return "feature names" if self.by_sample else "sample ids"
+
+    def cell(self, row: str, column: str, value: object) -> str:
+        sample, feature = (row, column) if self.by_sample else (column, row)
+        return f"sample {sample!r} / feature {feature!r} = {value!r}"
+
+
+def read_matrix(path: str | Path | None, key: str = "data.matrix",
+                orientation: str = "samples_x_features",
+                index_column: str | None = None) -> MatrixFile:
+    """Read and check a matrix file; every problem is a DataError naming the file and key."""
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(f"data.orientation={orientation!r}: choose one of {list(ORIENTATIONS)}")
+    resolved, fmt = open_checked(path, key, ("text", "parquet"))
+    layout = _Layout(resolved, key, orientation)
+    if fmt.kind == "parquet":
+        values, rows, columns = _read_parquet(layout, index_column)
+    else:
+        values, rows, columns = _read_text(layout, fmt, index_column)
+    _check_names(layout, rows, columns)
+    if layout.by_sample:
+        return MatrixFile(values, rows, columns, resolved)
+    return MatrixFile(values, columns, rows, resolved)
+
+
+def _check_names(layout: _Layout, rows: list[str], columns: list[str]) -> None:
+    for kind, names, where in ((layout.row_kind, rows, "rows"),
+                               (layout.column_kind, columns, "header")):
+        empty = [i for i, n in enumerate(names) if n == ""]
+        if empty:
+            raise DataError(f"{layout.path} ({layout.key}): empty {kind[:-1]} in the {where} at "
+                            f"positions {examples(empty)}")
+        dups = duplicated(names)
+        if dups:
+            positions = {d: [i for i, n in enumerate(names) if n == d][:3] for d in dups[:5]}
+            raise DataError(
+                f"{layout.path} ({layout.key}): {len(dups)} duplicated {kind} in the {where}: "
+                f"{examples(dups)} (positions {positions}); make them unique"
+            )
+
+
+def _index_position(layout: _Layout, header: list[str], index_column: str | None) -> int:
+    if index_column is None:
+        return 0
+    if index_column not in header:
+        raise DataError(f"{layout.path}: column {index_column!r} (data.matrix_index) not found; "
+                        f"first columns: {header[:10]}")
+    return header.index(index_column)
+
+
+def _empty(layout: _Layout, what: str) -> DataError:
+    return DataError(f"{layout.path} ({layout.key}): empty matrix: {what}")
+
+
+# ---------------------------------------------------------------------------- text files
+def _count_lines(path: Path, fmt: FileFormat) -> int:
+    """Data lines (an upper bound: blank lines count), for preallocating the matrix."""
+    lines, last = 0, b"\n"
+    opener = gzip.open if fmt.gzipped else open
+    with opener(path, "rb") as handle:
+        while block := handle.read(16 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n") - 1
+
+
+def _read_header(layout: _Layout, fmt: FileFormat) -> list[str]:
+    with fmt.open_text(layout.path) as handle:
+        try:
+            header = next(csv.reader(handle, delimiter=fmt.separator), [])
+        except (csv.Error, UnicodeDecodeError, OSError) as err:
+            raise DataError(f"{layout.path} ({layout.key}): unreadable header: {err}") from None
+    return [h.strip() for h in header]
+
+
+def _non_numeric(layout: _Layout, chunk: pd.DataFrame, columns: list[str]) -> DataError | None:
+    """A DataError with examples when some column did not parse as numbers."""
+    positions = [j for j, t in enumerate(chunk.dtypes) if not pd.api.types.is_numeric_dtype(t)]
+    if not positions:
+        return None
+    text, cells = [columns[j] for j in positions], []
+    for j in positions:
+        values = chunk.iloc[:, j]
+        bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        cells += [layout.cell(str(r), columns[j], v) for r, v in bad.head(3).items()]
+    return DataError(
+        f"{layout.path} ({layout.key}): non-numeric values in {len(text)} "
+        f"{'feature' if layout.by_sample else 'sample'} columns {examples(text)}: "
+        f"{examples(cells)}"
+    )
+
+
+def _read_text(layout: _Layout, fmt: FileFormat, index_column: str | None
+               ) -> tuple[np.ndarray, list[str], list[str]]:
+    header = _read_header(layout, fmt)
+    if not header:
+        raise _empty(layout, "no header line")
+    position = _index_position(layout, header, index_column)
+    columns = header[:position] + header[position + 1:]
+    if not columns:
+        raise _empty(layout, f"no {layout.column_kind} besides the id column {header[position]!r}")
+    _check_names(layout, [], columns)
+    n_rows = _count_lines(layout.path, fmt)
+    if n_rows <= 0:
+        raise _empty(layout, "a header but no data rows")
+    shape = (n_rows, len(columns)) if layout.by_sample else (len(columns), n_rows)
+    values = np.empty(shape, dtype=np.float32)
+    ids: list[str] = []
+    # our own column names: pandas would rename an empty or repeated header cell
+    names = [f"c{i}" for i in range(len(header))]
+    reader = pd.read_csv(layout.path, sep=fmt.separator, index_col=position, header=0,
+                         names=names, dtype={names[position]: str},
+                         chunksize=chunk_rows(len(columns), 16 << 20),
+                         skip_blank_lines=True, compression="gzip" if fmt.gzipped else None)
+    try:
+        with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
+            for chunk in reader:
+                error = _non_numeric(layout, chunk, columns)
+                if error is not None:
+                    raise error
+                block = chunk.to_numpy(dtype=np.float32)
+                start = len(ids)
+                if layout.by_sample:
+                    values[start:start + len(block)] = block
+                else:
+                    values[:, start:start + len(block)] = block.T
+                ids += ["" if pd.isna(i) else str(i).strip() for i in chunk.index]
+                advance(bar, len(block))
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise DataError(f"{layout.path} ({layout.key}): cannot parse as "
+                        f"{'tab' if fmt.separator == chr(9) else 'comma'}-separated text: "
+                        f"{err}") from None
+    if not ids:
+        raise _empty(layout, "a header but no data rows")
+    return _trim(values, len(ids), layout.by_sample), ids, columns
+
+
+def _trim(values: np.ndarray, n_read: int, by_sample: bool) -> np.ndarray:
+    """Drop the rows (or columns) preallocated for blank lines that held no data."""
+    if by_sample:
+        return values[:n_read]
+    if values.shape[1] == n_read:
+        return values
+    return map_rows_inplace(values, lambda block: block[:, :n_read].copy(), n_read)
+
+
+# ---------------------------------------------------------------------------- parquet
+def _parquet_index(layout: _Layout, names: list[str], schema, index_column: str | None) -> int:
+    """The id column: as configured, else a pandas-written index, else the first column."""
+    if index_column is None:
+        stored = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
+                  if isinstance(c, str)]
+        index_column = stored[0] if stored else None
+    return _index_position(layout, names, index_column)
+
+
+def _check_parquet_types(layout: _Layout, parquet, names: list[str], position: int) -> None:
+    import pyarrow as pa
+
+    def numeric(t) -> bool:
+        return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                or pa.types.is_decimal(t) or pa.types.is_null(t))
+
+    schema = parquet.schema_arrow
+    text = [n for i, n in enumerate(names) if i != position and not numeric(schema.field(i).type)]
+    if not text:
+        return
+    first = parquet.read_row_group(0, columns=[names[position], *text[:5]]).to_pandas()
+    cells = [layout.cell(str(r), c, v) for c in text[:5]
+             for r, v in zip(first[names[position]], first[c], strict=True) if v is not None][:5]
+    raise DataError(f"{layout.path} ({layout.key}): non-numeric columns "
+                    f"{examples(text)} (types {[str(schema.field(n).type) for n in text[:3]]}), "
+                    f"e.g. {examples(cells)}")
+
+
+def _read_parquet(layout: _Layout, index_column: str | None
+                  ) -> tuple[np.ndarray, list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(layout.path)
+    except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise DataError(f"{layout.path} ({layout.key}): unreadable parquet file: {err}") from None
+    names = [str(n) for n in parquet.schema_arrow.names]
+    position = _parquet_index(layout, names, parquet.schema_arrow, index_column)
+    columns = names[:position] + names[position + 1:]
+    if not columns:
+        raise _empty(layout, f"no {layout.column_kind} besides the id column {names[position]!r}")
+    _check_names(layout, [], columns)
+    _check_parquet_types(layout, parquet, names, position)
+    n_rows = parquet.metadata.num_rows
+    if n_rows == 0:
+        raise _empty(layout, "no data rows")
+    shape = (n_rows, len(columns)) if layout.by_sample else (len(columns), n_rows)
+    values = np.empty(shape, dtype=np.float32)
+    ids: list[str] = []
+    batches = parquet.iter_batches(batch_size=chunk_rows(len(columns)),
+                                   columns=[names[position], *columns])
+    with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
+        for batch in batches:
+            start, stop = len(ids), len(ids) + batch.num_rows
+            for j in range(len(columns)):
+                column = batch.column(j + 1).to_numpy(zero_copy_only=False)
+                if layout.by_sample:
+                    values[start:stop, j] = column
+                else:
+                    values[j, start:stop] = column
+            ids += ["" if i is None else str(i).strip() for i in batch.column(0).to_pylist()]
+            advance(bar, batch.num_rows)
+    return values, ids, columns
