@@ -1,4 +1,4 @@
-"""GEO series matrix -> .h5ad: the table, age and sex parsed from characteristics, the rest listed."""
+"""GEO series matrix -> .h5ad: the table, age and sex from the characteristics, the rest listed."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pyarrow import ArrowInvalid
 
 from multihead.data.examples import duplicated, examples
 from multihead.data.file_formats import FileFormat, open_checked
@@ -160,34 +161,88 @@ def _read_text(layout: _Layout, fmt: FileFormat, index_column: str | None
         raise _empty(layout, "a header but no data rows")
     shape = (n_rows, len(columns)) if layout.by_sample else (len(columns), n_rows)
     values = np.empty(shape, dtype=np.float32)
+    with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
+        try:
+            ids = _fill_with_arrow(layout, fmt, len(header), position, values, bar)
+        except ArrowInvalid:  # a cell that is not a number, a ragged row, ...: pandas says where
+            ids = _fill_with_pandas(layout, fmt, len(header), position, columns, values, bar)
+    if not ids:
+        raise _empty(layout, "a header but no data rows")
+    return _trim(values, len(ids), layout.by_sample), ids, columns
+
+
+def _put(values: np.ndarray, start: int, block_rows: int, j: int, column: np.ndarray,
+         by_sample: bool) -> None:
+    if by_sample:
+        values[start:start + block_rows, j] = column
+    else:
+        values[j, start:start + block_rows] = column
+
+
+def _fill_with_arrow(layout: _Layout, fmt: FileFormat, width: int, position: int,
+                     values: np.ndarray, bar) -> list[str]:
+    """pyarrow's streaming, multi-threaded parser: about 2x faster than pandas.read_csv on
+    wide files and without a DataFrame per chunk. Raises ArrowInvalid on any bad cell."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(width)]  # ours: header cells may be empty or repeated
+    types = {name: pa.float32() for name in names}
+    types[names[position]] = pa.string()
+    stream = pa.input_stream(str(layout.path), compression="gzip" if fmt.gzipped else None)
+    reader = pacsv.open_csv(
+        stream, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                               block_size=32 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=fmt.separator),
+        convert_options=pacsv.ConvertOptions(column_types=types))
     ids: list[str] = []
-    # our own column names: pandas would rename an empty or repeated header cell
-    names = [f"c{i}" for i in range(len(header))]
+    for batch in reader:
+        start, k = len(ids), batch.num_rows
+        _check_capacity(layout, values, start + k)
+        j = 0
+        for i in range(width):
+            if i != position:
+                _put(values, start, k, j, batch.column(i).to_numpy(zero_copy_only=False),
+                     layout.by_sample)
+                j += 1
+        ids += ["" if i is None else i.strip() for i in batch.column(position).to_pylist()]
+        advance(bar, k)
+    return ids
+
+
+def _check_capacity(layout: _Layout, values: np.ndarray, rows: int) -> None:
+    if rows > (values.shape[0] if layout.by_sample else values.shape[1]):
+        raise DataError(f"{layout.path} ({layout.key}): more rows than lines counted; "
+                        "does it use lone carriage returns as line ends?")
+
+
+def _fill_with_pandas(layout: _Layout, fmt: FileFormat, width: int, position: int,
+                      columns: list[str], values: np.ndarray, bar) -> list[str]:
+    """pandas, chunk by chunk: slower, but it finds the offending cells for the message."""
+    names = [f"c{i}" for i in range(width)]
     reader = pd.read_csv(layout.path, sep=fmt.separator, index_col=position, header=0,
                          names=names, dtype={names[position]: str},
                          chunksize=chunk_rows(len(columns), 16 << 20),
                          skip_blank_lines=True, compression="gzip" if fmt.gzipped else None)
+    ids: list[str] = []
     try:
-        with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
-            for chunk in reader:
-                error = _non_numeric(layout, chunk, columns)
-                if error is not None:
-                    raise error
-                block = chunk.to_numpy(dtype=np.float32)
-                start = len(ids)
-                if layout.by_sample:
-                    values[start:start + len(block)] = block
-                else:
-                    values[:, start:start + len(block)] = block.T
-                ids += ["" if pd.isna(i) else str(i).strip() for i in chunk.index]
-                advance(bar, len(block))
+        for chunk in reader:
+            error = _non_numeric(layout, chunk, columns)
+            if error is not None:
+                raise error
+            block = chunk.to_numpy(dtype=np.float32)
+            _check_capacity(layout, values, len(ids) + len(block))
+            if layout.by_sample:
+                values[len(ids):len(ids) + len(block)] = block
+            else:
+                values[:, len(ids):len(ids) + len(block)] = block.T
+            ids += ["" if pd.isna(i) else str(i).strip() for i in chunk.index]
+            advance(bar, len(block))
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
         raise DataError(f"{layout.path} ({layout.key}): cannot parse as "
                         f"{'tab' if fmt.separator == chr(9) else 'comma'}-separated text: "
                         f"{err}") from None
-    if not ids:
-        raise _empty(layout, "a header but no data rows")
-    return _trim(values, len(ids), layout.by_sample), ids, columns
+    return ids
 
 
 def _trim(values: np.ndarray, n_read: int, by_sample: bool) -> np.ndarray:
