@@ -1,7 +1,7 @@
 """Load time and peak memory of `data=table` / `data=anndata` next to the plain baseline.
 
     python scripts/benchmark_data.py                       # small: about a minute on 2 cores
-    python scripts/benchmark_data.py --dense 20000x20000 --sparse 200000x20000 --format parquet
+    python scripts/benchmark_data.py --dense 20000x20000 --sparse 200000x20000 --format csv
 
 Cases (each measured in a fresh process, so peak resident memory is that process's own):
   dense   a samples x features float32 matrix (CSV, Parquet or .h5ad) + sample sheet

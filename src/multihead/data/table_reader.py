@@ -283,6 +283,18 @@ def _check_parquet_types(layout: _Layout, parquet, names: list[str], position: i
                     f"e.g. {examples(cells)}")
 
 
+def _read_row_group(parquet, group: int, columns: list[str], values: np.ndarray, start: int,
+                    rows: int, by_sample: bool) -> None:
+    """One row group, a block of columns at a time: decoding all 20,000 columns of a wide
+    row group at once (as iter_batches does) costs several times the matrix in memory."""
+    width = max(1, (64 << 20) // max(1, 8 * rows))
+    for first in range(0, len(columns), width):
+        block = parquet.read_row_group(group, columns=columns[first:first + width],
+                                       use_threads=False)
+        for j, column in enumerate(block.columns, start=first):
+            _put(values, start, rows, j, column.to_numpy(), by_sample)
+
+
 def _read_parquet(layout: _Layout, index_column: str | None
                   ) -> tuple[np.ndarray, list[str], list[str]]:
     import pyarrow.parquet as pq
@@ -304,17 +316,12 @@ def _read_parquet(layout: _Layout, index_column: str | None
     shape = (n_rows, len(columns)) if layout.by_sample else (len(columns), n_rows)
     values = np.empty(shape, dtype=np.float32)
     ids: list[str] = []
-    batches = parquet.iter_batches(batch_size=chunk_rows(len(columns)),
-                                   columns=[names[position], *columns])
     with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
-        for batch in batches:
-            start, stop = len(ids), len(ids) + batch.num_rows
-            for j in range(len(columns)):
-                column = batch.column(j + 1).to_numpy(zero_copy_only=False)
-                if layout.by_sample:
-                    values[start:stop, j] = column
-                else:
-                    values[j, start:stop] = column
-            ids += ["" if i is None else str(i).strip() for i in batch.column(0).to_pylist()]
-            advance(bar, batch.num_rows)
+        for group in range(parquet.metadata.num_row_groups):
+            start = len(ids)
+            ids += ["" if i is None else str(i).strip() for i in parquet.read_row_group(
+                group, columns=[names[position]]).column(0).to_pylist()]
+            _read_row_group(parquet, group, columns, values, start, len(ids) - start,
+                            layout.by_sample)
+            advance(bar, len(ids) - start)
     return values, ids, columns

@@ -53,19 +53,19 @@ def majority_probs(train_labels: np.ndarray, n_test: int, num_classes: int) -> n
 
 def logistic_probs(cohort: PreparedCohort, task_index: int) -> tuple[np.ndarray, float]:
     """Test probabilities of an L2 logistic regression whose strength was picked on val."""
-    x = cohort.features.numpy()
     train, y_train = _labelled(cohort, "train", task_index)
     val, y_val = _labelled(cohort, "val", task_index)
+    x_train, x_val = cohort.feature_rows(train), cohort.feature_rows(val)  # dense/sparse/backed
     best: tuple[float, float, LogisticRegression] | None = None
     for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=2000).fit(x[train], y_train)
-        score = balanced_accuracy_score(y_val, model.predict(x[val]))
+        model = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
+        score = balanced_accuracy_score(y_val, model.predict(x_val))
         if best is None or score > best[0]:
             best = (score, c, model)
     _, c, model = best
     num_classes = cohort.tasks[task_index].num_classes
     probs = np.zeros((len(cohort.splits["test"]), num_classes))
-    probs[:, model.classes_] = model.predict_proba(x[cohort.splits["test"]])
+    probs[:, model.classes_] = model.predict_proba(cohort.feature_rows(cohort.splits["test"]))
     return probs, c
 
 
