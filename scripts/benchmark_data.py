@@ -50,9 +50,10 @@ def labels(n: int, rng: np.random.Generator):
     """Sample sheet: id, age (18-90) and sex."""
     import pandas as pd
 
-    return pd.DataFrame({"age": rng.uniform(18, 90, n).round(1),
-                         "sex": rng.choice(["female", "male"], n)},
-                        index=pd.Index([f"S{i:07d}" for i in range(n)], name="sample_id"))
+    return pd.DataFrame(
+        {"age": rng.uniform(18, 90, n).round(1), "sex": rng.choice(["female", "male"], n)},
+        index=pd.Index([f"S{i:07d}" for i in range(n)], name="sample_id"),
+    )
 
 
 def write_dense(folder: Path, n: int, p: int, fmt: str, rng: np.random.Generator) -> Path:
@@ -75,7 +76,7 @@ def write_dense(folder: Path, n: int, p: int, fmt: str, rng: np.random.Generator
             x = handle.create_dataset("X", shape=(n, p), dtype="float32", chunks=(min(n, 256), p))
             x.attrs["encoding-type"], x.attrs["encoding-version"] = "array", "0.2.0"
             for start in range(0, n, step):
-                x[start:start + step] = rng.normal(5, 2, (min(step, n - start), p))
+                x[start : start + step] = rng.normal(5, 2, (min(step, n - start), p))
         return path
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -84,12 +85,16 @@ def write_dense(folder: Path, n: int, p: int, fmt: str, rng: np.random.Generator
     writer = None
     for start in range(0, n, step):
         block = rng.normal(5, 2, (min(step, n - start), p)).round(3).astype(np.float32)
-        table = pa.Table.from_arrays([pa.array(ids[start:start + step]),
-                                      *[pa.array(block[:, j]) for j in range(p)]],
-                                     names=["sample_id", *names])
+        table = pa.Table.from_arrays(
+            [pa.array(ids[start : start + step]), *[pa.array(block[:, j]) for j in range(p)]],
+            names=["sample_id", *names],
+        )
         if writer is None:  # pyarrow writers: pandas.to_csv takes minutes on wide files
-            writer = (pacsv.CSVWriter(path, table.schema) if fmt == "csv"
-                      else pq.ParquetWriter(path, table.schema))
+            writer = (
+                pacsv.CSVWriter(path, table.schema)
+                if fmt == "csv"
+                else pq.ParquetWriter(path, table.schema)
+            )
         writer.write_table(table)
     writer.close()
     return path
@@ -104,11 +109,18 @@ def write_sparse(folder: Path, n: int, p: int, density: float, rng: np.random.Ge
     stride = p // per_row  # each row: every stride-th gene from a random offset
     indices = rng.integers(0, stride, n)[:, None] + np.arange(per_row)[None, :] * stride
     data = rng.poisson(3, n * per_row).astype(np.float32) + 1
-    matrix = sp.csr_matrix((data, indices.ravel().astype(np.int32),
-                            np.arange(0, n * per_row + 1, per_row, dtype=np.int64)), shape=(n, p))
+    matrix = sp.csr_matrix(
+        (
+            data,
+            indices.ravel().astype(np.int32),
+            np.arange(0, n * per_row + 1, per_row, dtype=np.int64),
+        ),
+        shape=(n, p),
+    )
     path = folder / "sparse.h5ad"
-    anndata.AnnData(X=matrix, obs=labels(n, rng),
-                    var=pd.DataFrame(index=[f"G{j:06d}" for j in range(p)])).write_h5ad(path)
+    anndata.AnnData(
+        X=matrix, obs=labels(n, rng), var=pd.DataFrame(index=[f"G{j:06d}" for j in range(p)])
+    ).write_h5ad(path)
     return path
 
 
@@ -128,8 +140,12 @@ def measure_baseline(path: Path, kind: str) -> dict:
     else:
         adata = anndata.read_h5ad(path)
         x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X, np.float32)
-    return {"load_s": time.perf_counter() - started, "peak": rss_peak(), "imports": start_rss,
-            "shape": list(x.shape)}
+    return {
+        "load_s": time.perf_counter() - started,
+        "peak": rss_peak(),
+        "imports": start_rss,
+        "shape": list(x.shape),
+    }
 
 
 def measure_ours(path: Path, sheet: Path | None, workdir: Path, epochs: int) -> dict:
@@ -140,22 +156,40 @@ def measure_ours(path: Path, sheet: Path | None, workdir: Path, epochs: int) -> 
     from multihead.training.job import quiet_lightning
 
     quiet_lightning()
-    data = ["data=anndata", f"data.path={path}"] if sheet is None else \
-        ["data=table", f"data.matrix={path}", f"data.samples={sheet}"]
+    data = (
+        ["data=anndata", f"data.path={path}"]
+        if sheet is None
+        else ["data=table", f"data.matrix={path}", f"data.samples={sheet}"]
+    )
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            *data, "logger=none", f"trainer.max_epochs={epochs}", "callbacks.progress=null",
-            "callbacks.early_stopping=null", "trainer.enable_progress_bar=false",
-            "data.preprocess.drop_constant=false", f"paths.output_dir={workdir}"])
+        cfg = compose(
+            "train",
+            overrides=[
+                *data,
+                "logger=none",
+                f"trainer.max_epochs={epochs}",
+                "callbacks.progress=null",
+                "callbacks.early_stopping=null",
+                "trainer.enable_progress_bar=false",
+                "data.preprocess.drop_constant=false",
+                f"paths.output_dir={workdir}",
+            ],
+        )
     start_rss, started = rss_now(), time.perf_counter()
     cohort = prepare_cohort(cfg.data)
     load_s, load_peak = time.perf_counter() - started, rss_peak()
     trained = time.perf_counter()
     trainer = build_trainer(cfg, workdir)
     trainer.fit(build_module(cfg, cohort, None), datamodule=build_datamodule(cfg, cohort))
-    return {"load_s": load_s, "load_peak": load_peak, "train_s": time.perf_counter() - trained,
-            "peak": rss_peak(), "imports": start_rss, "shape": list(cohort.features.shape),
-            "stored": type(getattr(cohort.features, "matrix", cohort.features)).__name__}
+    return {
+        "load_s": load_s,
+        "load_peak": load_peak,
+        "train_s": time.perf_counter() - trained,
+        "peak": rss_peak(),
+        "imports": start_rss,
+        "shape": list(cohort.features.shape),
+        "stored": type(getattr(cohort.features, "matrix", cohort.features)).__name__,
+    }
 
 
 def run_measure(args: argparse.Namespace) -> None:
@@ -172,8 +206,17 @@ def run_measure(args: argparse.Namespace) -> None:
 def child(args: argparse.Namespace, *extra: str) -> dict:
     """Run one measurement in a fresh process, stopped if its memory passes --max-rss-gb
     (the machine is shared: a baseline that needs 10x the matrix must not take it down)."""
-    command = [sys.executable, __file__, "--workdir", str(args.workdir), "--epochs",
-               str(args.epochs), "--max-rss-gb", str(args.max_rss_gb), *extra]
+    command = [
+        sys.executable,
+        __file__,
+        "--workdir",
+        str(args.workdir),
+        "--epochs",
+        str(args.epochs),
+        "--max-rss-gb",
+        str(args.max_rss_gb),
+        *extra,
+    ]
     cap = int(args.max_rss_gb * (1 << 30))
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True, cwd=ROOT)
@@ -202,8 +245,9 @@ def _rss_of(pid: int) -> int:
 
 
 # ----------------------------------------------------------------------------- report
-def rows_for(case: str, matrix_bytes: int, baseline: dict | None, ours: dict,
-             baseline_name: str = "baseline") -> list[list[str]]:
+def rows_for(
+    case: str, matrix_bytes: int, baseline: dict | None, ours: dict, baseline_name: str = "baseline"
+) -> list[list[str]]:
     def mb(x: float) -> str:
         return f"{x / MB:,.0f}"
 
@@ -212,16 +256,36 @@ def rows_for(case: str, matrix_bytes: int, baseline: dict | None, ours: dict,
         rows.append([case, baseline_name, baseline["failed"], "", "", "", "", "", ""])
         baseline = None
     elif baseline is not None:
-        rows.append([case, baseline_name, f"{baseline['load_s']:.2f}", "-", mb(baseline["peak"]),
-                     mb(baseline["peak"] - baseline["imports"]),
-                     f"{baseline['peak'] / matrix_bytes:.2f}", "", ""])
+        rows.append(
+            [
+                case,
+                baseline_name,
+                f"{baseline['load_s']:.2f}",
+                "-",
+                mb(baseline["peak"]),
+                mb(baseline["peak"] - baseline["imports"]),
+                f"{baseline['peak'] / matrix_bytes:.2f}",
+                "",
+                "",
+            ]
+        )
     if "failed" in ours:
         return [*rows, [case, "ours", ours["failed"], "", "", "", "", "", ""]]
     ratio_t = f"{ours['load_s'] / baseline['load_s']:.2f}" if baseline else "n/a"
     ratio_m = f"{ours['peak'] / baseline['peak']:.2f}" if baseline else "n/a"
-    rows.append([case, f"ours ({ours['stored']})", f"{ours['load_s']:.2f}",
-                 f"{ours['train_s']:.2f}", mb(ours["peak"]), mb(ours["peak"] - ours["imports"]),
-                 f"{ours['peak'] / matrix_bytes:.2f}", ratio_t, ratio_m])
+    rows.append(
+        [
+            case,
+            f"ours ({ours['stored']})",
+            f"{ours['load_s']:.2f}",
+            f"{ours['train_s']:.2f}",
+            mb(ours["peak"]),
+            mb(ours["peak"] - ours["imports"]),
+            f"{ours['peak'] / matrix_bytes:.2f}",
+            ratio_t,
+            ratio_m,
+        ]
+    )
     return rows
 
 
@@ -230,8 +294,17 @@ def print_table(rows: list[list[str]], sizes: dict[str, str]) -> None:
     from rich.table import Table
 
     table = Table(title="data loading: ours vs plain baseline (each in a fresh process)")
-    for name in ("case", "method", "load s", "1 epoch s", "peak RSS MB", "peak - imports MB",
-                 "peak / matrix", "load time ratio", "peak ratio"):
+    for name in (
+        "case",
+        "method",
+        "load s",
+        "1 epoch s",
+        "peak RSS MB",
+        "peak - imports MB",
+        "peak / matrix",
+        "load time ratio",
+        "peak ratio",
+    ):
         table.add_column(name, justify="left" if name in ("case", "method") else "right")
     for row in rows:
         table.add_row(*row)
@@ -239,8 +312,10 @@ def print_table(rows: list[list[str]], sizes: dict[str, str]) -> None:
     console.print(table)
     for case, text in sizes.items():
         console.print(f"{case}: {text}")
-    console.print("ratios are ours / baseline; 'peak / matrix' is peak RSS over the float32 "
-                  "dense matrix size (n x p x 4 bytes); ours includes torch and Lightning.")
+    console.print(
+        "ratios are ours / baseline; 'peak / matrix' is peak RSS over the float32 "
+        "dense matrix size (n x p x 4 bytes); ours includes torch and Lightning."
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -253,14 +328,21 @@ def main() -> None:
     parser.add_argument("--dense", default="2000x2000", help="samples x features of the dense case")
     parser.add_argument("--sparse", default="20000x2000", help="cells x genes of the sparse case")
     parser.add_argument("--density", type=float, default=0.05, help="non-zero share (sparse)")
-    parser.add_argument("--format", choices=["csv", "parquet", "h5ad"], default="csv",
-                        help="file format of the dense case")
+    parser.add_argument(
+        "--format",
+        choices=["csv", "parquet", "h5ad"],
+        default="csv",
+        help="file format of the dense case",
+    )
     parser.add_argument("--cases", default="dense,sparse", help="which cases to run")
     parser.add_argument("--epochs", type=int, default=1, help="training epochs after loading")
     parser.add_argument("--workdir", type=Path, default=None, help="where files go (temp)")
-    parser.add_argument("--max-rss-gb", type=float, default=0.5 * os.sysconf("SC_PHYS_PAGES")
-                        * os.sysconf("SC_PAGE_SIZE") / (1 << 30),
-                        help="stop a measurement whose memory passes this (default: half of RAM)")
+    parser.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=0.5 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / (1 << 30),
+        help="stop a measurement whose memory passes this (default: half of RAM)",
+    )
     parser.add_argument("--measure", choices=["baseline", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--measure-path", help=argparse.SUPPRESS)
     parser.add_argument("--measure-kind", help=argparse.SUPPRESS)
@@ -278,26 +360,49 @@ def main() -> None:
             path = write_dense(args.workdir, n, p, args.format, rng)
             sheet = args.workdir / "samples.csv"
             extra = ["--measure-sheet", str(sheet)] if args.format != "h5ad" else []
-            baseline = child(args, "--measure", "baseline", "--measure-path", str(path),
-                             "--measure-kind", args.format)
+            baseline = child(
+                args,
+                "--measure",
+                "baseline",
+                "--measure-path",
+                str(path),
+                "--measure-kind",
+                args.format,
+            )
             ours = child(args, "--measure", "ours", "--measure-path", str(path), *extra)
             rows += rows_for(f"dense {args.format}", n * p * 4, baseline, ours)
-            sizes["dense"] = (f"{n:,} x {p:,} float32 = {n * p * 4 / MB:,.0f} MB, file "
-                              f"{path.stat().st_size / MB:,.0f} MB")
+            sizes["dense"] = (
+                f"{n:,} x {p:,} float32 = {n * p * 4 / MB:,.0f} MB, file "
+                f"{path.stat().st_size / MB:,.0f} MB"
+            )
         if "sparse" in args.cases:
             n, p = parse_size(args.sparse)
             path = write_sparse(args.workdir, n, p, args.density, rng)
             dense_bytes = n * p * 4
             fits = dense_bytes < 0.4 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            baseline = child(args, "--measure", "baseline", "--measure-path", str(path),
-                             "--measure-kind", "h5ad" if fits else "h5ad-read")
+            baseline = child(
+                args,
+                "--measure",
+                "baseline",
+                "--measure-path",
+                str(path),
+                "--measure-kind",
+                "h5ad" if fits else "h5ad-read",
+            )
             ours = child(args, "--measure", "ours", "--measure-path", str(path))
-            rows += rows_for("sparse h5ad", dense_bytes, baseline, ours,
-                             "baseline" if fits else "read_h5ad only")
-            sizes["sparse"] = (f"{n:,} x {p:,} at {args.density:.0%} (dense would be "
-                               f"{dense_bytes / MB:,.0f} MB), file {path.stat().st_size / MB:,.0f}"
-                               " MB" + ("" if fits else "; baseline without toarray(): the dense "
-                                                        "copy would not fit in memory"))
+            rows += rows_for(
+                "sparse h5ad", dense_bytes, baseline, ours, "baseline" if fits else "read_h5ad only"
+            )
+            sizes["sparse"] = (
+                f"{n:,} x {p:,} at {args.density:.0%} (dense would be "
+                f"{dense_bytes / MB:,.0f} MB), file {path.stat().st_size / MB:,.0f}"
+                " MB"
+                + (
+                    ""
+                    if fits
+                    else "; baseline without toarray(): the dense copy would not fit in memory"
+                )
+            )
         print_table(rows, sizes)
 
 

@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     adata = to_anndata(matrix, labels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(args.out)
-    console.print(f"{len(matrix.sample_ids)} samples x {len(matrix.feature_names)} features "
-                  f"-> {args.out}")
+    console.print(
+        f"{len(matrix.sample_ids)} samples x {len(matrix.feature_names)} features -> {args.out}"
+    )
     report(console, labels, len(matrix.sample_ids), args.show)
     return 0
 

@@ -29,8 +29,11 @@ SMALL = [
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The config `python train.py OVERRIDES` would get, with the output folder fixed."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else [
-            "paths.output_dir=/tmp/unused"]
+        extra = (
+            [f"paths.output_dir={output_dir}"]
+            if output_dir is not None
+            else ["paths.output_dir=/tmp/unused"]
+        )
         return compose(config_name="train", overrides=[*overrides, *extra])
 
 

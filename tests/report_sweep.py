@@ -38,22 +38,35 @@ class Sweep:
     stdout: str
 
     def job_dirs(self) -> list[Path]:
-        return sorted((p for p in self.path.iterdir() if (p / "metrics.json").exists()),
-                      key=lambda p: int(p.name.split("_", 1)[0]))
+        return sorted(
+            (p for p in self.path.iterdir() if (p / "metrics.json").exists()),
+            key=lambda p: int(p.name.split("_", 1)[0]),
+        )
 
 
-def run_sweep(path: Path, grid: list[str], overrides: list[str], env: dict | None = None,
-              timeout: int = 900) -> Sweep:
+def run_sweep(
+    path: Path, grid: list[str], overrides: list[str], env: dict | None = None, timeout: int = 900
+) -> Sweep:
     """`python train.py -m GRID OVERRIDES hydra.sweep.dir=PATH`; fails the test if it fails."""
     cmd = [sys.executable, "train.py", "-m", *grid, *overrides, f"hydra.sweep.dir={path}"]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                         env=env, stdin=subprocess.DEVNULL)
+    run = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return Sweep(path, run.stdout)
 
 
 @pytest.fixture(scope="session")
 def report_sweep(tmp_path_factory) -> Sweep:
-    grid = [f"head={','.join(HEADS)}", f"loss={','.join(LOSSES)}",
-            f"seed={','.join(map(str, SEEDS))}"]
+    grid = [
+        f"head={','.join(HEADS)}",
+        f"loss={','.join(LOSSES)}",
+        f"seed={','.join(map(str, SEEDS))}",
+    ]
     return run_sweep(tmp_path_factory.mktemp("report_sweep"), grid, SWEEP_OVERRIDES)

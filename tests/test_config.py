@@ -18,8 +18,19 @@ from multihead.training.validation import validate_config
 from tests.conftest import CONF, ROOT, SMALL, compose_config
 from tests.data_files import option_overrides
 
-GROUPS = ["data", "model", "head", "loss", "weighting", "trainer", "logger", "callbacks", "paths",
-          "debug", "experiment"]
+GROUPS = [
+    "data",
+    "model",
+    "head",
+    "loss",
+    "weighting",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "debug",
+    "experiment",
+]
 
 
 def options(group: str) -> list[str]:
@@ -81,25 +92,33 @@ def test_unknown_choice_lists_valid_ones(group):
 
 
 def test_unknown_head_on_command_line_fails_before_training(tmp_path):
-    run = subprocess.run([sys.executable, "train.py", "head=nonsense", f"hydra.run.dir={tmp_path}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "train.py", "head=nonsense", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0
     assert "fused" in run.stderr and "split" in run.stderr
     assert not (tmp_path / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("override,key", [
-    ("data.tasks.age.edges=[18,30,25,90]", "data.tasks.age.edges"),
-    ("data.tasks.age.edges=[18,30,30,90]", "strictly increasing"),
-    ("data.tasks.age.edges=[18,90]", "at least 3 edges"),
-    ("data.tasks.age.bins.width=0", "width > 0"),
-    ("data.tasks.age.bins={start:90,stop:18,width:4}", "stop > start"),
-    ("seed=-1", "seed"),
-    ("data.batch_size=0", "data.batch_size"),
-    ("model.trunk.dropout=1.5", "model.trunk.dropout"),
-    ("data.tasks.sex.classes=[male,male]", "data.tasks.sex.classes"),
-    ("+trainer.strategy=ddp", "ddp_spawn"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("data.tasks.age.edges=[18,30,25,90]", "data.tasks.age.edges"),
+        ("data.tasks.age.edges=[18,30,30,90]", "strictly increasing"),
+        ("data.tasks.age.edges=[18,90]", "at least 3 edges"),
+        ("data.tasks.age.bins.width=0", "width > 0"),
+        ("data.tasks.age.bins={start:90,stop:18,width:4}", "stop > start"),
+        ("seed=-1", "seed"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("model.trunk.dropout=1.5", "model.trunk.dropout"),
+        ("data.tasks.sex.classes=[male,male]", "data.tasks.sex.classes"),
+        ("+trainer.strategy=ddp", "ddp_spawn"),
+    ],
+)
 def test_bad_values_are_named(override, key):
     cfg = compose_config([*SMALL, override])
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace(".", r"\.")):
@@ -120,9 +139,18 @@ def test_experiment_grid_is_heads_by_losses_by_seeds():
 
 def test_bad_bin_edges_fail_before_anything_is_written(tmp_path):
     run = subprocess.run(
-        [sys.executable, "train.py", "debug=fast", "data.tasks.age.edges=[18,40,30,90]",
-         f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "train.py",
+            "debug=fast",
+            "data.tasks.age.edges=[18,40,30,90]",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0
     assert "strictly increasing" in run.stderr
     assert not any(Path(tmp_path).glob("*.csv"))

@@ -53,8 +53,9 @@ def test_split_depends_on_data_seed_only(cfg):
 def test_standardisation_uses_training_rows_only(cfg, cohort):
     raw = load_raw_cohort(cfg.data).features.astype(np.float64)
     train, test = cohort.splits["train"], cohort.splits["test"]
-    np.testing.assert_allclose(cohort.standardizer.mean, raw[train].mean(axis=0), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        cohort.standardizer.mean, raw[train].mean(axis=0), rtol=1e-4, atol=1e-5
+    )
     std = raw[train].std(axis=0)
     std[std < 1e-8] = 1
     np.testing.assert_allclose(cohort.standardizer.scale, std, rtol=1e-4, atol=1e-5)
@@ -75,11 +76,14 @@ def test_age_binning_by_hand():
     np.testing.assert_allclose(tasks[0].midpoints, [24, 45, 75])
 
 
-@pytest.mark.parametrize("values,message", [
-    ([20, 95], "outside the bins"),
-    ([20, "old"], "non-numeric"),
-    ([20, None], "missing labels"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ([20, 95], "outside the bins"),
+        ([20, "old"], "non-numeric"),
+        ([20, None], "missing labels"),
+    ],
+)
 def test_bad_age_values_name_the_sample(values, message):
     tasks = tasks_from_config({"age": {"column": "age", "edges": [18, 30, 90]}})
     sheet = pd.DataFrame({"age": values}, index=["s1", "s2"])

@@ -25,11 +25,17 @@ def frames():
     return small_frames(n_samples=150, n_features=30)
 
 
-@pytest.mark.parametrize("name,orientation", [
-    ("m.csv", "samples_x_features"), ("m.csv.gz", "samples_x_features"),
-    ("m.tsv", "samples_x_features"), ("m.parquet", "samples_x_features"),
-    ("m.tsv.gz", "features_x_samples"), ("m.parquet", "features_x_samples"),
-])
+@pytest.mark.parametrize(
+    "name,orientation",
+    [
+        ("m.csv", "samples_x_features"),
+        ("m.csv.gz", "samples_x_features"),
+        ("m.tsv", "samples_x_features"),
+        ("m.parquet", "samples_x_features"),
+        ("m.tsv.gz", "features_x_samples"),
+        ("m.parquet", "features_x_samples"),
+    ],
+)
 def test_table_formats_read_the_same_matrix(tmp_path, frames, name, orientation):
     matrix, sheet = frames
     write_table(tmp_path, matrix, sheet, name, orientation)
@@ -53,8 +59,12 @@ def test_sheet_order_and_extra_columns_do_not_matter(tmp_path, frames):
 
 def _anndata_cohort(tmp_path, frames, **kwargs):
     matrix, sheet = frames
-    path = write_h5ad(tmp_path / "c.h5ad", matrix,
-                      sheet, **{k: v for k, v in kwargs.items() if k in ("sparse", "layer")})
+    path = write_h5ad(
+        tmp_path / "c.h5ad",
+        matrix,
+        sheet,
+        **{k: v for k, v in kwargs.items() if k in ("sparse", "layer")},
+    )
     overrides = ["data=anndata", f"data.path={path}", *FAST]
     if kwargs.get("layer"):
         overrides.append(f"data.layer={kwargs['layer']}")
@@ -69,16 +79,19 @@ def table_cohort(tmp_path_factory, frames):
     return prepare_cohort(data_config([*overrides, *FAST]))
 
 
-@pytest.mark.parametrize("variant", [{}, {"sparse": True}, {"layer": "counts"},
-                                     {"backed": True}, {"backed": True, "sparse": True}])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"sparse": True}, {"layer": "counts"}, {"backed": True}, {"backed": True, "sparse": True}],
+)
 def test_anndata_variants_match_the_table_cohort(tmp_path, frames, table_cohort, variant):
     cohort = _anndata_cohort(tmp_path, frames, **variant)
     assert cohort.sample_ids == table_cohort.sample_ids
     for name in cohort.splits:
         np.testing.assert_array_equal(cohort.splits[name], table_cohort.splits[name])
     rows = torch.arange(len(cohort.sample_ids))
-    np.testing.assert_allclose(cohort.features[rows].numpy(), table_cohort.features.numpy(),
-                               atol=2e-5)
+    np.testing.assert_allclose(
+        cohort.features[rows].numpy(), table_cohort.features.numpy(), atol=2e-5
+    )
     torch.testing.assert_close(cohort.labels, table_cohort.labels)
 
 

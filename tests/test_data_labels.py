@@ -28,8 +28,9 @@ def test_quantile_bins_have_equal_counts_and_data_edges():
     assert edges[0] <= ages.min() and edges[-1] >= ages.max()  # every value inside the bins
     counts = np.bincount(out.codes[:, 0], minlength=4)
     assert counts.min() >= 95 and counts.sum() == 400
-    np.testing.assert_array_equal(out.codes[:, 0],
-                                  np.clip(np.searchsorted(edges, ages, side="right") - 1, 0, 3))
+    np.testing.assert_array_equal(
+        out.codes[:, 0], np.clip(np.searchsorted(edges, ages, side="right") - 1, 0, 3)
+    )
     assert out.tasks[0].classes[0] == f"{edges[0]:g}-{edges[1]:g}"
 
 
@@ -45,18 +46,22 @@ def test_bad_quantile_spec_names_the_key():
 
 
 def test_ordered_age_categories_follow_config_order():
-    tasks = tasks_from_config({"age": {"column": "age_group", "ordered": True,
-                                       "classes": ["young", "middle", "old"]}})
+    tasks = tasks_from_config(
+        {"age": {"column": "age_group", "ordered": True, "classes": ["young", "middle", "old"]}}
+    )
     sheet = pd.DataFrame({"age_group": ["old", "young", " Middle", "middle", "OLD"]})
     out = label_samples(sheet, tasks, "t")
     np.testing.assert_array_equal(out.codes[:, 0], [2, 0, 1, 1, 2])
     assert out.tasks[0].ordered and out.tasks[0].classes == ("young", "middle", "old")
 
 
-@pytest.mark.parametrize("policy,codes,kept", [
-    ("clip", [0, 0, 1, 2, 2, 2], 6),
-    ("drop", [0, 1, 2, 2], 4),
-])
+@pytest.mark.parametrize(
+    "policy,codes,kept",
+    [
+        ("clip", [0, 0, 1, 2, 2, 2], 6),
+        ("drop", [0, 1, 2, 2], 4),
+    ],
+)
 def test_out_of_range_clip_or_drop_with_counts(policy, codes, kept):
     tasks = tasks_from_config(AGE)
     sheet = pd.DataFrame({"age": [12, 25, 45, 79, 80, 97]}, index=list("abcdef"))
@@ -80,10 +85,12 @@ def test_sex_codings_are_normalised():
 
 
 def test_sex_coding_override_in_config():
-    spec = {"sex": {"column": "sex", "classes": ["female", "male"], "codes": {0: "female",
-                                                                             1: "male"}}}
-    out = label_samples(pd.DataFrame({"sex": ["0", "1", "0", "male"]}), tasks_from_config(spec),
-                        "t")
+    spec = {
+        "sex": {"column": "sex", "classes": ["female", "male"], "codes": {0: "female", 1: "male"}}
+    }
+    out = label_samples(
+        pd.DataFrame({"sex": ["0", "1", "0", "male"]}), tasks_from_config(spec), "t"
+    )
     np.testing.assert_array_equal(out.codes[:, 0], [0, 1, 0, 1])
     with pytest.raises(DataError, match=r"unknown values \['0'\].*codes"):  # 0/1 is ambiguous
         label_samples(pd.DataFrame({"sex": ["0", "1"]}), tasks_from_config(SEX), "t")
@@ -96,8 +103,10 @@ def test_sex_coding_to_an_unknown_class_is_a_config_error():
 
 
 def _gappy_sheet() -> pd.DataFrame:
-    return pd.DataFrame({"age": [25, None, 45, 70, None, 30],
-                         "sex": ["F", "M", None, "unknown", None, "M"]}, index=list("abcdef"))
+    return pd.DataFrame(
+        {"age": [25, None, 45, 70, None, 30], "sex": ["F", "M", None, "unknown", None, "M"]},
+        index=list("abcdef"),
+    )
 
 
 def test_missing_labels_drop_removes_the_samples():

@@ -28,16 +28,16 @@ def _matrix(seed: int = 0) -> np.ndarray:
 def assert_close(out: np.ndarray, expected: np.ndarray) -> None:
     """Feature 5 (1000 +- 0.01) is stored to float32's 6e-5 resolution: after dividing by
     its 0.01 spread, rounding alone moves it by up to ~1e-2."""
-    np.testing.assert_allclose(np.delete(out, 5, axis=1), np.delete(expected, 5, axis=1),
-                               atol=1e-4)
+    np.testing.assert_allclose(np.delete(out, 5, axis=1), np.delete(expected, 5, axis=1), atol=1e-4)
     np.testing.assert_allclose(out[:, 5], expected[:, 5], atol=1e-2)
 
 
 def _fit(x: np.ndarray, **settings) -> Preprocessor:
     names = [f"g{j}" for j in range(x.shape[1])]
     ids = [f"s{i}" for i in range(len(x))]
-    return Preprocessor.fit(DenseMatrix(x.copy()), TRAIN, names, ids,
-                            PreprocessSettings(**settings), "m.csv")
+    return Preprocessor.fit(
+        DenseMatrix(x.copy()), TRAIN, names, ids, PreprocessSettings(**settings), "m.csv"
+    )
 
 
 def test_standardisation_uses_training_rows_only():
@@ -144,12 +144,15 @@ def test_state_survives_a_weights_only_checkpoint():
     assert loaded.feature_names == pre.feature_names
 
 
-@pytest.mark.parametrize("settings,key", [
-    ({"missing_values": "zero"}, "missing_values"),
-    ({"top_k": 0}, "top_k"),
-    ({"max_missing": 1.5}, "max_missing"),
-    ({"standardise": True}, "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "settings,key",
+    [
+        ({"missing_values": "zero"}, "missing_values"),
+        ({"top_k": 0}, "top_k"),
+        ({"max_missing": 1.5}, "max_missing"),
+        ({"standardise": True}, "unknown keys"),
+    ],
+)
 def test_bad_settings_name_the_key(settings, key):
     with pytest.raises(ConfigError, match=key):
         PreprocessSettings.from_config(settings)

@@ -13,8 +13,13 @@ from multihead.training.run import train
 from tests.conftest import ROOT, compose_config
 from tests.data_files import small_frames, write_h5ad, write_table
 
-QUICK = ["logger=none", "trainer.max_epochs=3", "callbacks.early_stopping=null",
-         "callbacks.progress=null", "trainer.enable_progress_bar=false"]
+QUICK = [
+    "logger=none",
+    "trainer.max_epochs=3",
+    "callbacks.early_stopping=null",
+    "callbacks.progress=null",
+    "trainer.enable_progress_bar=false",
+]
 ALL_LEUKEMIA = ROOT.parent / "shared" / "data" / "all_leukemia"
 
 
@@ -60,11 +65,19 @@ def test_sparse_anndata_trains_in_process(tmp_path):
 @pytest.mark.skipif(not ALL_LEUKEMIA.is_dir(), reason="shared ALL leukemia cohort not present")
 def test_all_leukemia_cohort_trains_with_masked_labels(tmp_path):
     """The real cohort: 128 samples, 5 without age, 3 without sex (3 of them without both)."""
-    cfg = compose_config([
-        "data=table", f"data.matrix={ALL_LEUKEMIA / 'expression.csv.gz'}",
-        f"data.samples={ALL_LEUKEMIA / 'samples.csv'}", "data.labels.missing=mask",
-        "data.tasks.age.bins=quantile:3", "data.preprocess.top_k=500", "data.batch_size=16",
-        *QUICK], tmp_path / "run")
+    cfg = compose_config(
+        [
+            "data=table",
+            f"data.matrix={ALL_LEUKEMIA / 'expression.csv.gz'}",
+            f"data.samples={ALL_LEUKEMIA / 'samples.csv'}",
+            "data.labels.missing=mask",
+            "data.tasks.age.bins=quantile:3",
+            "data.preprocess.top_k=500",
+            "data.batch_size=16",
+            *QUICK,
+        ],
+        tmp_path / "run",
+    )
     metrics = train(cfg)
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert report["labels"]["age"]["missing"] == 5 and report["labels"]["sex"]["missing"] == 3

@@ -25,8 +25,7 @@ def read_run(cfg) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
 
 
 def test_regression_with_uncertainty_weighting_on_separate_networks(small_config):
-    cfg = small_config("head=separate", "loss=regression", "weighting=uncertainty",
-                       "logger=csv")
+    cfg = small_config("head=separate", "loss=regression", "weighting=uncertainty", "logger=csv")
     train(cfg)
     metrics, preds, epochs = read_run(cfg)
     age = metrics["tasks"]["age"]
@@ -40,14 +39,18 @@ def test_regression_with_uncertainty_weighting_on_separate_networks(small_config
     true = years.loc[preds["sample_id"]].to_numpy()
     raw = np.abs(preds["age_pred_value"].to_numpy() - true).mean()
     assert age["mae_years"] == pytest.approx(raw, rel=1e-5)
-    midpoints = {c: (float(c.split("-")[0]) + float(c.split("-")[1])) / 2
-                 for c in preds["age_pred"].unique()}
+    midpoints = {
+        c: (float(c.split("-")[0]) + float(c.split("-")[1])) / 2 for c in preds["age_pred"].unique()
+    }
     binned = np.abs(preds["age_pred"].map(midpoints).to_numpy() - true).mean()
     assert abs(binned - raw) > 1e-3
     assert age["accuracy"] == pytest.approx((preds["age_pred"] == preds["age_true"]).mean())
     # design, its size and its learned weights are recorded
-    assert (metrics["head"], metrics["loss"], metrics["weighting"]) == \
-        ("separate", "regression", "uncertainty")
+    assert (metrics["head"], metrics["loss"], metrics["weighting"]) == (
+        "separate",
+        "regression",
+        "uncertainty",
+    )
     assert metrics["task_losses"] == {"age": "regression", "sex": "ce"}
     parts = metrics["parameters"]
     assert parts["trunk"] == 0 and parts["weighting"] == 2
@@ -56,8 +59,9 @@ def test_regression_with_uncertainty_weighting_on_separate_networks(small_config
     # regression task, e^-s for the classification task
     state = torch.load(Path(cfg.paths.output_dir) / metrics["best_checkpoint"], weights_only=True)
     s_age, s_sex = state["state_dict"]["weighting.log_vars"].tolist()
-    assert metrics["task_weights"] == pytest.approx({"age": 0.5 * math.exp(-s_age),
-                                                     "sex": math.exp(-s_sex)})
+    assert metrics["task_weights"] == pytest.approx(
+        {"age": 0.5 * math.exp(-s_age), "sex": math.exp(-s_sex)}
+    )
     logged = yaml.safe_load((Path(cfg.paths.output_dir) / "csv" / "hparams.yaml").read_text())
     assert logged["parameters/model"] == parts["model"]
     per_epoch = epochs.dropna(subset=["weighting/age/log_var"])
@@ -67,8 +71,14 @@ def test_regression_with_uncertainty_weighting_on_separate_networks(small_config
 
 @pytest.mark.slow
 def test_corn_towers_pcgrad_on_two_processes(small_config):
-    cfg = small_config("head=towers", "loss=corn", "weighting=pcgrad", "trainer=ddp_cpu",
-                       "trainer.max_epochs=2", out="ddp")
+    cfg = small_config(
+        "head=towers",
+        "loss=corn",
+        "weighting=pcgrad",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        out="ddp",
+    )
     train(cfg)
     metrics, preds, _ = read_run(cfg)
     n_test = metrics["split_sizes"]["test"]
@@ -79,7 +89,7 @@ def test_corn_towers_pcgrad_on_two_processes(small_config):
     probs = preds[[c for c in preds.columns if c.startswith("age_p[")]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     exceed = 1 - np.cumsum(probs, axis=1)[:, :-1]
-    classes = [c[len("age_p["):-1] for c in preds.columns if c.startswith("age_p[")]
+    classes = [c[len("age_p[") : -1] for c in preds.columns if c.startswith("age_p[")]
     decoded = np.asarray(classes)[(exceed > 0.5).sum(axis=1)]
     assert (decoded == preds["age_pred"].to_numpy()).all()
     assert metrics["weighting"] == "pcgrad" and metrics["task_losses"]["age"] == "corn"

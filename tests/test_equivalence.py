@@ -34,8 +34,9 @@ def test_same_seed_same_initial_weights(small_config):
     weight, bias = stacked_split_head(split)
     torch.testing.assert_close(fused.net.head.linear.weight, weight, rtol=0, atol=0)
     torch.testing.assert_close(fused.net.head.linear.bias, bias, rtol=0, atol=0)
-    for (name_a, a), (name_b, b) in zip(fused.net.trunk.state_dict().items(),
-                                        split.net.trunk.state_dict().items()):
+    for (name_a, a), (name_b, b) in zip(
+        fused.net.trunk.state_dict().items(), split.net.trunk.state_dict().items(), strict=True
+    ):
         assert name_a == name_b
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     other = build_module(small_config("head=split", "seed=1"), cohort, None)
@@ -72,5 +73,6 @@ def test_bce_and_ce_differ_on_the_same_network(small_config):
     train(cfg_bce), train(cfg_ce)
     a = load_net(Path(cfg_bce.paths.output_dir))
     b = load_net(Path(cfg_ce.paths.output_dir))
-    assert not torch.allclose(a["net.head.heads.age.weight"], b["net.head.heads.age.weight"],
-                              atol=1e-3)
+    assert not torch.allclose(
+        a["net.head.heads.age.weight"], b["net.head.heads.age.weight"], atol=1e-3
+    )

@@ -30,10 +30,14 @@ def write_series(path) -> None:
         _row("!Series_geo_accession", ["GSE00001"]),
         _row("!Sample_title", [f"donor {i}" for i in range(6)]),
         _row("!Sample_geo_accession", SAMPLES),
-        _row("!Sample_characteristics_ch1", ["age: 67", "age (y): 54.5", "age: 70 years",
-                                             "gender: F", "age: NA", "age: 40-50"]),
-        _row("!Sample_characteristics_ch1", ["gender: F", "gender: male", "gender: M",
-                                             "age: 33", "gender: unknown", "gender: XX"]),
+        _row(
+            "!Sample_characteristics_ch1",
+            ["age: 67", "age (y): 54.5", "age: 70 years", "gender: F", "age: NA", "age: 40-50"],
+        ),
+        _row(
+            "!Sample_characteristics_ch1",
+            ["gender: F", "gender: male", "gender: M", "age: 33", "gender: unknown", "gender: XX"],
+        ),
         _row("!Sample_characteristics_ch1", ["tissue: blood"] * 6),
         "!series_matrix_table_begin\n",
         _row('"ID_REF"', SAMPLES).replace('""ID_REF""', '"ID_REF"'),
@@ -53,16 +57,35 @@ def _script():
     return module
 
 
-@pytest.mark.parametrize("text,years", [("67", 67.0), ("54.5", 54.5), ("70 years", 70.0),
-                                        (" 8y", 8.0), ("NA", None), ("40-50", None),
-                                        ("", None)])
+@pytest.mark.parametrize(
+    "text,years",
+    [
+        ("67", 67.0),
+        ("54.5", 54.5),
+        ("70 years", 70.0),
+        (" 8y", 8.0),
+        ("NA", None),
+        ("40-50", None),
+        ("", None),
+    ],
+)
 def test_parse_age(text, years):
     assert parse_age(text) == years
 
 
-@pytest.mark.parametrize("text,sex", [("F", "female"), ("male", "male"), (" Male ", "male"),
-                                      ("XX", "female"), ("2", "female"), ("unknown", None),
-                                      ("n/a", None), ("other", None)])
+@pytest.mark.parametrize(
+    "text,sex",
+    [
+        ("F", "female"),
+        ("male", "male"),
+        (" Male ", "male"),
+        ("XX", "female"),
+        ("2", "female"),
+        ("unknown", None),
+        ("n/a", None),
+        ("other", None),
+    ],
+)
 def test_parse_sex(text, sex):
     assert parse_sex(text) == sex
 
@@ -70,8 +93,7 @@ def test_parse_sex(text, sex):
 def test_series_matrix_becomes_an_h5ad_cohort(tmp_path, capsys):
     write_series(tmp_path / "GSE00001_series_matrix.txt.gz")
     out = tmp_path / "cohort.h5ad"
-    assert _script().main([str(tmp_path / "GSE00001_series_matrix.txt.gz"), "--out",
-                           str(out)]) == 0
+    assert _script().main([str(tmp_path / "GSE00001_series_matrix.txt.gz"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "age: parsed 4 of 6 (fields 'age', 'age (y)')" in printed
     assert "sex: parsed 5 of 6" in printed
@@ -82,14 +104,18 @@ def test_series_matrix_becomes_an_h5ad_cohort(tmp_path, capsys):
     expected = VALUES.T.copy()
     expected[3, 1] = np.nan  # "null" in the table
     np.testing.assert_array_equal(adata.features, expected)
-    np.testing.assert_array_equal(adata.obs["age"].to_numpy(float),
-                                  [67, 54.5, 70, 33, np.nan, np.nan])
+    np.testing.assert_array_equal(
+        adata.obs["age"].to_numpy(float), [67, 54.5, 70, 33, np.nan, np.nan]
+    )
     assert list(adata.obs["sex"]) == ["female", "male", "male", "female", None, "female"]
     assert adata.obs["characteristics: tissue"].tolist() == ["blood"] * 6
     # the labels then go through the usual policies: two samples without age are masked
-    tasks = tasks_from_config({"age": {"column": "age", "edges": [20, 50, 80]},
-                               "sex": {"column": "sex", "classes": ["female", "male"],
-                                       "codes": "sex"}})
+    tasks = tasks_from_config(
+        {
+            "age": {"column": "age", "edges": [20, 50, 80]},
+            "sex": {"column": "sex", "classes": ["female", "male"], "codes": "sex"},
+        }
+    )
     labels = label_samples(adata.obs, tasks, "cohort.h5ad", LabelPolicy(missing="mask"))
     np.testing.assert_array_equal(labels.codes, [[1, 0], [1, 1], [1, 1], [0, 0], [-1, 0]])
 

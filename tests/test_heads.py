@@ -24,10 +24,15 @@ MODEL = OmegaConf.create({"trunk": {"hidden": [HIDDEN], "latent": LATENT, "dropo
 
 
 def head_cfg(name: str, **options) -> OmegaConf:
-    targets = {"fused": "fused.FusedHead", "split": "split.SplitHead",
-               "towers": "towers.TowersHead", "separate": "separate.SeparateHead"}
-    return OmegaConf.create({"name": name, "_target_": f"multihead.models.heads.{targets[name]}",
-                             **options})
+    targets = {
+        "fused": "fused.FusedHead",
+        "split": "split.SplitHead",
+        "towers": "towers.TowersHead",
+        "separate": "separate.SeparateHead",
+    }
+    return OmegaConf.create(
+        {"name": name, "_target_": f"multihead.models.heads.{targets[name]}", **options}
+    )
 
 
 def net_for(name: str, **options):
@@ -42,15 +47,26 @@ def linear(a: int, b: int) -> int:
 TRUNK = linear(IN, HIDDEN) + linear(HIDDEN, LATENT)
 
 
-@pytest.mark.parametrize("name,options,trunk,head", [
-    ("fused", {}, TRUNK, linear(LATENT, 6)),
-    ("split", {}, TRUNK, linear(LATENT, 4) + linear(LATENT, 2)),
-    ("towers", {"depth": 1, "width": 5},
-     TRUNK, linear(LATENT, 5) * 2 + linear(5, 4) + linear(5, 2)),
-    ("towers", {"depth": 3, "width": 7},
-     TRUNK, (linear(LATENT, 7) + 2 * linear(7, 7)) * 2 + linear(7, 4) + linear(7, 2)),
-    ("separate", {}, 0, (TRUNK + linear(LATENT, 4)) + (TRUNK + linear(LATENT, 2))),
-])
+@pytest.mark.parametrize(
+    "name,options,trunk,head",
+    [
+        ("fused", {}, TRUNK, linear(LATENT, 6)),
+        ("split", {}, TRUNK, linear(LATENT, 4) + linear(LATENT, 2)),
+        (
+            "towers",
+            {"depth": 1, "width": 5},
+            TRUNK,
+            linear(LATENT, 5) * 2 + linear(5, 4) + linear(5, 2),
+        ),
+        (
+            "towers",
+            {"depth": 3, "width": 7},
+            TRUNK,
+            (linear(LATENT, 7) + 2 * linear(7, 7)) * 2 + linear(7, 4) + linear(7, 2),
+        ),
+        ("separate", {}, 0, (TRUNK + linear(LATENT, 4)) + (TRUNK + linear(LATENT, 2))),
+    ],
+)
 def test_parameter_counts_by_hand(name, options, trunk, head):
     net = net_for(name, **options)
     assert count_parameters(net.trunk) == trunk
@@ -64,9 +80,11 @@ def test_each_task_slice_comes_from_its_own_branch_in_task_order(name):
     net = net_for(name)
     x = torch.randn(5, IN)
     before = net(x).detach()
-    branch = {"split": lambda: net.head.heads["sex"],
-              "towers": lambda: net.head.towers["sex"][-1],
-              "separate": lambda: net.head.networks["sex"][-1]}[name]()
+    branch = {
+        "split": lambda: net.head.heads["sex"],
+        "towers": lambda: net.head.towers["sex"][-1],
+        "separate": lambda: net.head.networks["sex"][-1],
+    }[name]()
     with torch.no_grad():
         branch.weight.zero_()
         branch.bias.fill_(3.0)
@@ -100,15 +118,20 @@ def test_towers_share_the_trunk():
     out = net(torch.randn(4, IN))
     out[:, 4:].sum().backward()  # the sex outputs reach the shared trunk, not the age tower
     assert all(torch.count_nonzero(p.grad) > 0 for p in net.trunk.parameters())
-    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0
-               for p in net.head.towers["age"].parameters())
+    assert all(
+        p.grad is None or torch.count_nonzero(p.grad) == 0
+        for p in net.head.towers["age"].parameters()
+    )
 
 
-@pytest.mark.parametrize("override,message", [
-    ("head.depth=0", "head.depth must be an integer >= 1.*depth 0 is head=split"),
-    ("head.width=0", "head.width must be an integer >= 1"),
-    ("head.dropout=1.0", "head.dropout must be in"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("head.depth=0", "head.depth must be an integer >= 1.*depth 0 is head=split"),
+        ("head.width=0", "head.width must be an integer >= 1"),
+        ("head.dropout=1.0", "head.dropout must be in"),
+    ],
+)
 def test_bad_tower_options_fail_in_validation(override, message):
     cfg = compose_config([*SMALL, "head=towers", override])
     with pytest.raises(ConfigError, match=message):

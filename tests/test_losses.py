@@ -46,8 +46,9 @@ def labels_tensor(rows) -> torch.Tensor:
 
 
 def close(actual: torch.Tensor, expected: float) -> None:
-    torch.testing.assert_close(actual, torch.tensor(expected, dtype=actual.dtype),
-                               rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        actual, torch.tensor(expected, dtype=actual.dtype), rtol=1e-6, atol=1e-7
+    )
 
 
 # ----------------------------------------------------------------------- hand references
@@ -105,8 +106,9 @@ def test_bce_matches_reference(labels):
 
 def test_bce_complete_labels_is_plain_mean_over_all_outputs():
     logits = logits_tensor()
-    target = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 0, 0, 1], [1, 0, 0, 0, 1],
-                           [0, 1, 0, 1, 0]], dtype=torch.float32)
+    target = torch.tensor(
+        [[0, 0, 1, 1, 0], [0, 1, 0, 0, 1], [1, 0, 0, 0, 1], [0, 1, 0, 1, 0]], dtype=torch.float32
+    )
     s = torch.sigmoid(logits)
     want = -(target * s.log() + (1 - target) * (1 - s).log()).mean()
     total, _ = bce_loss()(logits, labels_tensor(LABELS))

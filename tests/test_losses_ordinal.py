@@ -56,21 +56,29 @@ def values(years=AGE_YEARS) -> torch.Tensor:
 
 
 def targets_for(age_labels, years, sex_labels) -> dict[str, TaskTargets]:
-    return {"age": TaskTargets(torch.tensor(age_labels), torch.tensor(years, dtype=torch.float32)),
-            "sex": TaskTargets(torch.tensor(sex_labels),
-                               torch.full((len(sex_labels),), float("nan")))}
+    return {
+        "age": TaskTargets(torch.tensor(age_labels), torch.tensor(years, dtype=torch.float32)),
+        "sex": TaskTargets(torch.tensor(sex_labels), torch.full((len(sex_labels),), float("nan"))),
+    }
 
 
 # A training split for fitted settings: 1 x bin 0, 2 x bin 1, 1 x bin 2, 4 x bin 3, 1 missing.
-TRAIN = targets_for([0, 1, 1, 2, 3, 3, 3, 3, -1],
-                    [20.0, 35.0, 40.0, 50.0, 70.0, 80.0, 65.0, 75.0, float("nan")],
-                    [0, 0, 0, 1, 1, 1, 1, 1, 0])
+TRAIN = targets_for(
+    [0, 1, 1, 2, 3, 3, 3, 3, -1],
+    [20.0, 35.0, 40.0, 50.0, 70.0, 80.0, 65.0, 75.0, float("nan")],
+    [0, 0, 0, 1, 1, 1, 1, 1, 0],
+)
 
 
 # --------------------------------------------------------------------------------- CORN
 
-CORN_LOGITS = [[0.4, -0.3, 1.1], [1.5, 0.2, -0.7], [2.0, 1.3, 0.6], [-0.5, 0.9, 0.3],
-               [0.1, -1.2, 0.8]]
+CORN_LOGITS = [
+    [0.4, -0.3, 1.1],
+    [1.5, 0.2, -0.7],
+    [2.0, 1.3, 0.6],
+    [-0.5, 0.9, 0.3],
+    [0.1, -1.2, 0.8],
+]
 
 
 def corn_reference(rows, ys) -> float:
@@ -99,8 +107,9 @@ def test_corn_matches_reference():
     close(total, float(parts["age"] + parts["sex"]))
     # the conditional subsets (labels 0, 2, 3, 1, 2): 5 samples asked "y > 0", 4 asked
     # "y > 1" (those with y >= 1), 3 asked "y > 2" (those with y >= 2)
-    weight_sum = loss.losses["age"].terms(torch.tensor(CORN_LOGITS), torch.tensor(AGE_LABELS),
-                                          torch.zeros(5))[1]
+    weight_sum = loss.losses["age"].terms(
+        torch.tensor(CORN_LOGITS), torch.tensor(AGE_LABELS), torch.zeros(5)
+    )[1]
     assert float(weight_sum) == 5 + 4 + 3
 
 
@@ -120,10 +129,13 @@ def test_corn_probabilities_and_decoding_by_hand():
 
 # -------------------------------------------------------------------------------- CORAL
 
+
 def coral_reference(scores, biases, ys) -> float:
     """P(y > k) = sigmoid(g + b_k); per sample the sum over the K-1 questions, then the mean."""
-    per_sample = [sum(bce(g + b, 1.0 if y > k else 0.0) for k, b in enumerate(biases))
-                  for g, y in zip(scores, ys, strict=True)]
+    per_sample = [
+        sum(bce(g + b, 1.0 if y > k else 0.0) for k, b in enumerate(biases))
+        for g, y in zip(scores, ys, strict=True)
+    ]
     return sum(per_sample) / len(per_sample)
 
 
@@ -138,7 +150,8 @@ def test_coral_thresholds_start_at_the_training_label_distribution():
     torch.testing.assert_close(bias, torch.tensor([math.log(5), math.log(11 / 7), 0.0]))
     # an untrained model (score 0) then predicts the (smoothed) training class shares
     (probs,) = MultiTaskLoss((AGE,), default="coral", targets=TRAIN).probabilities(
-        torch.zeros(1, 1))
+        torch.zeros(1, 1)
+    )
     torch.testing.assert_close(probs, torch.tensor([[1 / 6, 2 / 9, 1 / 9, 1 / 2]]))
 
 
@@ -168,8 +181,10 @@ def test_coral_decoding_by_hand():
     # (sigmoid 0.62, 0.54, 0.46); -1.5 passes none (sigmoid 0.38, 0.30, 0.24)
     assert coral.predict(torch.tensor([[0.0], [-0.5], [-1.5]])).tolist() == [3, 2, 0]
     p = [sigmoid(-0.5 + b) for b in (1.0, 2 / 3, 1 / 3)]
-    torch.testing.assert_close(coral.probabilities(torch.tensor([[-0.5]])),
-                               torch.tensor([[1 - p[0], p[0] - p[1], p[1] - p[2], p[2]]]))
+    torch.testing.assert_close(
+        coral.probabilities(torch.tensor([[-0.5]])),
+        torch.tensor([[1 - p[0], p[0] - p[1], p[1] - p[2], p[2]]]),
+    )
 
 
 def test_coral_unordered_biases_stay_valid_and_are_flagged():
@@ -200,6 +215,7 @@ def test_ordinal_probabilities_are_distributions(name):
 
 # ----------------------------------------------------------------------------- soft labels
 
+
 def soft_reference(rows, ys, sigma) -> float:
     """Mean over samples of KL(q || softmax(z)), q_k proportional to exp(-(k-y)^2 / 2 sigma^2)."""
     out = []
@@ -211,8 +227,13 @@ def soft_reference(rows, ys, sigma) -> float:
     return sum(out) / len(out)
 
 
-SOFT_LOGITS = [[0.2, 1.4, -0.3, 0.5], [-1.0, 0.3, 2.2, 0.1], [0.0, 0.0, 0.4, 1.9],
-               [1.1, 0.7, -0.6, -1.3], [0.3, -0.2, 0.8, 0.6]]
+SOFT_LOGITS = [
+    [0.2, 1.4, -0.3, 0.5],
+    [-1.0, 0.3, 2.2, 0.1],
+    [0.0, 0.0, 0.4, 1.9],
+    [1.1, 0.7, -0.6, -1.3],
+    [0.3, -0.2, 0.8, 0.6],
+]
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.5])
@@ -244,6 +265,7 @@ def test_soft_labels_cost_less_for_a_near_miss():
 
 # ------------------------------------------------------------------------------ regression
 
+
 def huber(x: float, delta: float) -> float:
     return 0.5 * x * x if abs(x) <= delta else delta * (abs(x) - 0.5 * delta)
 
@@ -255,8 +277,13 @@ SD = math.sqrt(sum((y - MEAN) ** 2 for y in TRAIN_YEARS) / 8)
 
 
 def regression_loss(kind: str = "huber", delta: float = 1.0) -> MultiTaskLoss:
-    return MultiTaskLoss((AGE, SEX), default="ce", age="regression", targets=TRAIN,
-                         options={"regression": {"kind": kind, "delta": delta}})
+    return MultiTaskLoss(
+        (AGE, SEX),
+        default="ce",
+        age="regression",
+        targets=TRAIN,
+        options={"regression": {"kind": kind, "delta": delta}},
+    )
 
 
 @pytest.mark.parametrize("kind,delta", [("huber", 1.0), ("huber", 0.3), ("mse", 1.0)])
@@ -300,6 +327,7 @@ def test_regression_needs_years_and_a_missing_label_is_left_out():
 
 # ---------------------------------------------------------------------------- class weights
 
+
 def test_balanced_weights_match_scikit_learn():
     got = balanced_class_weights(TRAIN["age"].labels, 4)
     labelled = [y for y in TRAIN["age"].labels.tolist() if y >= 0]
@@ -315,8 +343,10 @@ def test_balanced_cross_entropy_is_torch_weighted_mean():
     z = torch.tensor(SOFT_LOGITS)
     logits = torch.cat([z, torch.zeros(5, 2)], 1)
     _, parts = loss(logits, labels())
-    w_age = torch.tensor(compute_class_weight("balanced", classes=np.arange(4),
-                                              y=[0, 1, 1, 2, 3, 3, 3, 3]), dtype=torch.float32)
+    w_age = torch.tensor(
+        compute_class_weight("balanced", classes=np.arange(4), y=[0, 1, 1, 2, 3, 3, 3, 3]),
+        dtype=torch.float32,
+    )
     close(parts["age"], float(F.cross_entropy(z, torch.tensor(AGE_LABELS), weight=w_age)))
     # by hand: sum of w[y] * nll over sum of w[y]
     nll = -torch.log_softmax(z, 1)[range(5), AGE_LABELS]
@@ -335,10 +365,12 @@ def test_balanced_weights_reweight_every_loss(name):
     w = weighted.losses["age"].class_weight
     z = torch.randn(5, plain.layout.total, generator=torch.Generator().manual_seed(1))
     y = labels()[:, :1]
-    per_sample = torch.stack([plain.losses["age"].terms(z[i:i + 1], y[i, :1], values()[i, :1])[0]
-                              for i in range(5)])
-    counts = torch.stack([plain.losses["age"].terms(z[i:i + 1], y[i, :1], values()[i, :1])[1]
-                          for i in range(5)])
+    per_sample = torch.stack(
+        [plain.losses["age"].terms(z[i : i + 1], y[i, :1], values()[i, :1])[0] for i in range(5)]
+    )
+    counts = torch.stack(
+        [plain.losses["age"].terms(z[i : i + 1], y[i, :1], values()[i, :1])[1] for i in range(5)]
+    )
     sw = w[y[:, 0]]
     _, parts = weighted(z, y, values()[:, :1])
     close(parts["age"], float((sw * per_sample).sum().detach() / (sw * counts).sum()), tol=1e-5)
@@ -348,6 +380,7 @@ def test_balanced_weights_reweight_every_loss(name):
 
 # ------------------------------------------------------------------ per-task combination
 
+
 def test_each_task_loss_is_set_on_its_own_and_bce_pools_only_its_tasks():
     loss = MultiTaskLoss((AGE, SEX), default="bce", age="corn")
     assert loss.task_loss_names() == {"age": "corn", "sex": "bce"}
@@ -355,8 +388,14 @@ def test_each_task_loss_is_set_on_its_own_and_bce_pools_only_its_tasks():
     _, parts = loss(torch.cat([z_age, z_sex], 1), labels())
     close(parts["age"], corn_reference(CORN_LOGITS, AGE_LABELS))
     # sex alone in the BCE pool: the mean over its 5 x 2 outputs
-    want = sum(bce(float(z_sex[i, c]), 1.0 if SEX_LABELS[i] == c else 0.0)
-               for i in range(5) for c in range(2)) / 10
+    want = (
+        sum(
+            bce(float(z_sex[i, c]), 1.0 if SEX_LABELS[i] == c else 0.0)
+            for i in range(5)
+            for c in range(2)
+        )
+        / 10
+    )
     close(parts["sex"], want)
     assert set(loss.diagnostics(torch.cat([z_age, z_sex], 1))) == {"incoherent_rate"}
     assert loss.diagnostic_tasks() == {"incoherent_rate": ["sex"]}
@@ -375,13 +414,17 @@ def test_task_with_no_label_in_batch_gives_zero_and_keeps_the_graph(name):
 
 # --------------------------------------------------------------------- what is allowed
 
-@pytest.mark.parametrize("name,task,message", [
-    ("regression", SEX, "needs a task binned from values.*unordered categories"),
-    ("regression", GRADE, "needs a task binned from values.*ordered classes"),
-    ("corn", SEX, "needs ordered classes"),
-    ("coral", SEX, "needs ordered classes"),
-    ("soft", SEX, "needs ordered classes"),
-])
+
+@pytest.mark.parametrize(
+    "name,task,message",
+    [
+        ("regression", SEX, "needs a task binned from values.*unordered categories"),
+        ("regression", GRADE, "needs a task binned from values.*ordered classes"),
+        ("corn", SEX, "needs ordered classes"),
+        ("coral", SEX, "needs ordered classes"),
+        ("soft", SEX, "needs ordered classes"),
+    ],
+)
 def test_loss_that_does_not_fit_the_task_says_what_is_allowed(name, task, message):
     with pytest.raises(ConfigError, match=message) as err:
         MultiTaskLoss((AGE, task), default="ce", **{task.name: name})
@@ -395,17 +438,20 @@ def test_ordered_categories_take_the_ordinal_losses():
     assert loss.task_loss_names() == {"age": "soft", "grade": "corn"}
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"age": "nonsense"}, "loss.age: unknown loss 'nonsense'; available: bce, ce, coral, corn"),
-    ({"default": "base"}, "loss.default: unknown loss 'base'"),
-    ({"height": "ce"}, "loss.height names no task; the tasks are \\['age', 'sex'\\]"),
-    ({"class_weights": "inverse"}, "class_weights must be null .* or 'balanced'"),
-    ({"options": {"soft": {"sigma": 0}}}, "soft.sigma must be a number > 0"),
-    ({"options": {"regression": {"kind": "l1"}}}, "kind must be one of \\['huber', 'mse'\\]"),
-    ({"options": {"regression": {"delta": -1}}}, "delta must be a number > 0"),
-    ({"options": {"focal": {"gamma": 2}}}, "no loss is called 'focal'"),
-    ({"options": {"ce": {"gamma": 2}}}, "loss 'ce' takes no options"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"age": "nonsense"}, "loss.age: unknown loss 'nonsense'; available: bce, ce, coral, corn"),
+        ({"default": "base"}, "loss.default: unknown loss 'base'"),
+        ({"height": "ce"}, "loss.height names no task; the tasks are \\['age', 'sex'\\]"),
+        ({"class_weights": "inverse"}, "class_weights must be null .* or 'balanced'"),
+        ({"options": {"soft": {"sigma": 0}}}, "soft.sigma must be a number > 0"),
+        ({"options": {"regression": {"kind": "l1"}}}, "kind must be one of \\['huber', 'mse'\\]"),
+        ({"options": {"regression": {"delta": -1}}}, "delta must be a number > 0"),
+        ({"options": {"focal": {"gamma": 2}}}, "no loss is called 'focal'"),
+        ({"options": {"ce": {"gamma": 2}}}, "loss 'ce' takes no options"),
+    ],
+)
 def test_bad_loss_settings_are_named(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         MultiTaskLoss.check_config((AGE, SEX), **kwargs)

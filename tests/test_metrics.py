@@ -55,8 +55,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def make_predictions(seed: int, n: int, k: int, *, absent_target: int | None = None,
-                     never_predicted: int | None = None, agree: float = 0.6):
+def make_predictions(
+    seed: int,
+    n: int,
+    k: int,
+    *,
+    absent_target: int | None = None,
+    never_predicted: int | None = None,
+    agree: float = 0.6,
+):
     """float32 probabilities (n, k) and int64 targets (n,).
 
     `absent_target` never occurs in the targets; `never_predicted` is never the argmax.
@@ -79,12 +86,17 @@ def batches(*arrays: np.ndarray, sizes=BATCHES):
     assert sum(sizes) == len(arrays[0])
     start = 0
     for size in sizes:
-        yield tuple(torch.from_numpy(np.ascontiguousarray(a[start:start + size])) for a in arrays)
+        yield tuple(torch.from_numpy(np.ascontiguousarray(a[start : start + size])) for a in arrays)
         start += size
 
 
-def feed(metrics: TaskMetrics, probs: np.ndarray, target: np.ndarray,
-         value: np.ndarray | None = None, sizes=BATCHES) -> TaskMetrics:
+def feed(
+    metrics: TaskMetrics,
+    probs: np.ndarray,
+    target: np.ndarray,
+    value: np.ndarray | None = None,
+    sizes=BATCHES,
+) -> TaskMetrics:
     if value is None:
         value = np.full(len(target), np.nan, dtype=np.float32)
     for p, t, v in batches(probs, target, value, sizes=sizes):
@@ -122,8 +134,11 @@ def ece_reference(probs: np.ndarray, target: np.ndarray, n_bins: int = 15) -> fl
 
 def auroc_per_class(probs: np.ndarray, target: np.ndarray) -> dict[int, float]:
     """One-vs-rest sklearn AUROC of every class that occurs in `target`."""
-    return {c: roc_auc_score(target == c, probs[:, c].astype(np.float64))
-            for c in range(probs.shape[1]) if (target == c).any()}
+    return {
+        c: roc_auc_score(target == c, probs[:, c].astype(np.float64))
+        for c in range(probs.shape[1])
+        if (target == c).any()
+    }
 
 
 def ordinal_reference(probs: np.ndarray, target: np.ndarray, years: np.ndarray):
@@ -166,8 +181,8 @@ def test_scalars_match_sklearn_all_classes_present():
     # With every class present the library's own multi-class forms agree as well.
     assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(target, pred), **TOL)
     assert got["auroc_macro"] == pytest.approx(
-        roc_auc_score(target, probs.astype(np.float64), multi_class="ovr", average="macro"),
-        **TOL)
+        roc_auc_score(target, probs.astype(np.float64), multi_class="ovr", average="macro"), **TOL
+    )
     # The numbers are not trivial, so a wrong average would show.
     assert 0.5 < got["accuracy"] < 0.9
     assert got["balanced_accuracy"] != pytest.approx(got["accuracy"], abs=1e-3)
@@ -251,7 +266,8 @@ def test_unbinned_task_has_no_ordinal_metrics():
     assert "mae_years" not in got and "within_one_bin_accuracy" not in got
     assert_scalars(got, sklearn_scalars(probs, target))
     assert got["auroc_macro"] == pytest.approx(
-        roc_auc_score(target, probs[:, 1].astype(np.float64)), **TOL)
+        roc_auc_score(target, probs[:, 1].astype(np.float64)), **TOL
+    )
 
 
 def test_confusion_matrix_matches_sklearn():
@@ -282,9 +298,15 @@ def test_stat_scores_and_per_class_table():
         row = table.iloc[c]
         assert row["class"] == COLOUR.classes[c]
         assert (row["tp"], row["fp"], row["tn"], row["fn"], row["support"]) == (
-            tp, fp, tn, fn, tp + fn), c
+            tp,
+            fp,
+            tn,
+            fn,
+            tp + fn,
+        ), c
     precision, recall, f1, support = precision_recall_fscore_support(
-        target, pred, labels=range(k), zero_division=0)
+        target, pred, labels=range(k), zero_division=0
+    )
     np.testing.assert_allclose(table["precision"], precision, rtol=1e-12, atol=0)
     np.testing.assert_allclose(table["recall"], recall, rtol=1e-12, atol=0)
     np.testing.assert_allclose(table["f1"], f1, rtol=1e-12, atol=0)
@@ -313,11 +335,11 @@ def test_missing_labels_are_left_out_of_every_metric():
     assert got["within_one_bin_accuracy"] == pytest.approx(within_one, **TOL)
     np.testing.assert_array_equal(
         metrics.confusion.compute().numpy(),
-        confusion_matrix(t, p.argmax(axis=1), labels=range(AGE.num_classes)))
+        confusion_matrix(t, p.argmax(axis=1), labels=range(AGE.num_classes)),
+    )
     assert int(metrics.stat_scores.compute()[:, 4].sum()) == int(keep.sum())
     # Using all samples would have given something else.
-    assert got["accuracy"] != pytest.approx(accuracy_score(target, probs.argmax(axis=1)),
-                                            abs=1e-4)
+    assert got["accuracy"] != pytest.approx(accuracy_score(target, probs.argmax(axis=1)), abs=1e-4)
 
 
 def test_reset_forgets_the_first_round():
@@ -338,7 +360,8 @@ def test_reset_forgets_the_first_round():
     assert second["accuracy"] != pytest.approx(first["accuracy"], abs=1e-3)
     np.testing.assert_array_equal(
         metrics.confusion.compute().numpy(),
-        confusion_matrix(target2, probs2.argmax(axis=1), labels=range(AGE.num_classes)))
+        confusion_matrix(target2, probs2.argmax(axis=1), labels=range(AGE.num_classes)),
+    )
     assert int(metrics.stat_scores.compute()[:, 4].sum()) == 200
 
 
@@ -349,8 +372,11 @@ def test_joint_accuracy_over_fully_labelled_samples():
     rng = np.random.default_rng(12)
     n = 150
     target = np.stack([rng.integers(0, 4, n), rng.integers(0, 2, n)], axis=1)
-    preds = np.where(rng.random((n, 2)) < 0.7, target, np.stack(
-        [rng.integers(0, 4, n), rng.integers(0, 2, n)], axis=1))
+    preds = np.where(
+        rng.random((n, 2)) < 0.7,
+        target,
+        np.stack([rng.integers(0, 4, n), rng.integers(0, 2, n)], axis=1),
+    )
     target[rng.random(n) < 0.2, 0] = -1
     target[rng.random(n) < 0.2, 1] = -1
 
@@ -410,9 +436,9 @@ def evaluation_round(seed: int, sizes=BATCHES):
 def feed_evaluation(metrics: EvaluationMetrics, inputs, sizes=BATCHES) -> None:
     p_age, p_sex, labels, values, flags, index, losses = inputs
     for b, (pa, ps, lab, val, flg, idx) in enumerate(
-            batches(p_age, p_sex, labels, values, flags, index, sizes=sizes)):
-        metrics.update([pa, ps], lab, val, idx, torch.tensor(losses[b]),
-                       {"incoherent_rate": flg})
+        batches(p_age, p_sex, labels, values, flags, index, sizes=sizes)
+    ):
+        metrics.update([pa, ps], lab, val, idx, torch.tensor(losses[b]), {"incoherent_rate": flg})
 
 
 def expected_evaluation(inputs, sizes=BATCHES) -> dict[str, float]:
@@ -443,12 +469,28 @@ def test_evaluation_metrics_keys_and_values():
 
     got = metrics.compute_scalars()
     want = expected_evaluation(inputs)
-    assert set(got) == set(want) == {
-        "age/accuracy", "age/balanced_accuracy", "age/f1_macro", "age/auroc_macro", "age/ece",
-        "age/mae_years", "age/within_one_bin_accuracy", "age/incoherent_rate",
-        "sex/accuracy", "sex/balanced_accuracy", "sex/f1_macro", "sex/auroc_macro", "sex/ece",
-        "sex/incoherent_rate", "joint_accuracy", "loss",
-    }
+    assert (
+        set(got)
+        == set(want)
+        == {
+            "age/accuracy",
+            "age/balanced_accuracy",
+            "age/f1_macro",
+            "age/auroc_macro",
+            "age/ece",
+            "age/mae_years",
+            "age/within_one_bin_accuracy",
+            "age/incoherent_rate",
+            "sex/accuracy",
+            "sex/balanced_accuracy",
+            "sex/f1_macro",
+            "sex/auroc_macro",
+            "sex/ece",
+            "sex/incoherent_rate",
+            "joint_accuracy",
+            "loss",
+        }
+    )
     for key, value in want.items():
         assert got[key] == pytest.approx(value, **TOL), key
         assert isinstance(got[key], float), key

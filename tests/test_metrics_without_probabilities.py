@@ -47,8 +47,9 @@ def test_mae_without_point_estimate_uses_the_bin_midpoint():
     metrics.update(None, TARGET, TRUE_YEARS, PREDS, None)
     mids = np.array([24.0, 37.5, 52.5, 75.0])
     keep = (TARGET >= 0).numpy()
-    truth = np.where(np.isnan(TRUE_YEARS.numpy()), mids[np.maximum(TARGET.numpy(), 0)],
-                     TRUE_YEARS.numpy())
+    truth = np.where(
+        np.isnan(TRUE_YEARS.numpy()), mids[np.maximum(TARGET.numpy(), 0)], TRUE_YEARS.numpy()
+    )
     want = np.abs(mids[PREDS.numpy()] - truth)[keep].mean()
     assert metrics.compute_scalars()["mae_years"] == pytest.approx(want)
 
@@ -60,14 +61,23 @@ def test_evaluation_with_a_regression_task():
     labels = torch.stack([TARGET, torch.tensor([0, 1, 1, 1, 0, 1, 0, 0])], 1)
     preds = torch.stack([PREDS, sex_probs.argmax(1)], 1)
     values = torch.stack([TRUE_YEARS, torch.full((8,), float("nan"))], 1)
-    metrics.update([None, sex_probs], labels, values, torch.arange(8), torch.tensor(0.5), {},
-                   preds=preds, years=[PRED_YEARS, None])
+    metrics.update(
+        [None, sex_probs],
+        labels,
+        values,
+        torch.arange(8),
+        torch.tensor(0.5),
+        {},
+        preds=preds,
+        years=[PRED_YEARS, None],
+    )
     got = metrics.compute_scalars()
     assert got["age/auroc_macro"] is None and got["age/ece"] is None
     assert got["sex/auroc_macro"] is not None and got["sex/ece"] is not None
     full = (labels >= 0).all(1)
     assert got["joint_accuracy"] == pytest.approx(
-        float((preds[full] == labels[full]).all(1).float().mean()))
+        float((preds[full] == labels[full]).all(1).float().mean())
+    )
     stored = metrics.predictions.compute()
     torch.testing.assert_close(stored.probs, sex_probs)  # only the task that has them
     torch.testing.assert_close(stored.preds, preds)
@@ -76,4 +86,5 @@ def test_evaluation_with_a_regression_task():
     confusion = metrics.tasks["age"].confusion.compute().numpy()
     keep = (TARGET >= 0).numpy()
     np.testing.assert_array_equal(
-        confusion, confusion_matrix(TARGET.numpy()[keep], PREDS.numpy()[keep], labels=range(4)))
+        confusion, confusion_matrix(TARGET.numpy()[keep], PREDS.numpy()[keep], labels=range(4))
+    )

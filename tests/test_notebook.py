@@ -29,8 +29,9 @@ def executed(report_sweep):
     with pytest.MonkeyPatch.context() as env:  # the kernel inherits this process's environment
         env.setenv("MULTIHEAD_SWEEP_DIR", str(report_sweep.path))
         env.setenv("MULTIHEAD_REFERENCE", "fused+bce")
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        ).execute()
     return nb
 
 

@@ -22,10 +22,18 @@ def run(tmp_path_factory):
     matrix, sheet = small_frames(n_samples=200, n_features=30)
     matrix["flat"] = 1.0  # constant: dropped, so a new file need not have it
     overrides = write_table(folder / "in", matrix, sheet)
-    cfg = compose_config([*overrides, "logger=none", "trainer.max_epochs=2",
-                          "callbacks.early_stopping=null", "callbacks.progress=null",
-                          "data.preprocess.top_k=20", "data.preprocess.log1p=true"],
-                         folder / "run")
+    cfg = compose_config(
+        [
+            *overrides,
+            "logger=none",
+            "trainer.max_epochs=2",
+            "callbacks.early_stopping=null",
+            "callbacks.progress=null",
+            "data.preprocess.top_k=20",
+            "data.preprocess.log1p=true",
+        ],
+        folder / "run",
+    )
     train(cfg)
     preds = pd.read_csv(folder / "run" / "predictions.csv", dtype={"sample_id": str})
     return folder / "run", matrix, sheet, preds

@@ -35,13 +35,30 @@ from multihead.reporting.sweep_plan import planned_overrides
 from tests.conftest import ROOT
 from tests.report_sweep import HEADS, LOSSES, SEEDS
 
-KEY = ["age/balanced_accuracy", "age/f1_macro", "age/auroc_macro", "age/ece", "age/mae_years",
-       "sex/balanced_accuracy", "sex/f1_macro", "sex/auroc_macro", "sex/ece", "joint_accuracy"]
+KEY = [
+    "age/balanced_accuracy",
+    "age/f1_macro",
+    "age/auroc_macro",
+    "age/ece",
+    "age/mae_years",
+    "sex/balanced_accuracy",
+    "sex/f1_macro",
+    "sex/auroc_macro",
+    "sex/ece",
+    "joint_accuracy",
+]
 LOWER_IS_BETTER = ("ece", "mae_years")
 REFERENCE = "fused+bce"
 VARIANTS = [f"{h}+{loss}" for h in HEADS for loss in LOSSES]
-PLOTS = ["metrics_by_variant", "confusion_age", "confusion_sex", "reliability_age",
-         "reliability_sex", "incoherent_rate", "validation_curves"]
+PLOTS = [
+    "metrics_by_variant",
+    "confusion_age",
+    "confusion_sex",
+    "reliability_age",
+    "reliability_sex",
+    "incoherent_rate",
+    "validation_curves",
+]
 
 
 def metrics_of(job_dir: Path) -> dict:
@@ -53,8 +70,11 @@ def expected_jobs(sweep) -> pd.DataFrame:
     rows = []
     for job in sweep.job_dirs():
         m = metrics_of(job)
-        row = {"variant": f"{m['head']}+{m['loss']}", "seed": m["seed"],
-               "joint_accuracy": m["joint_accuracy"]}
+        row = {
+            "variant": f"{m['head']}+{m['loss']}",
+            "seed": m["seed"],
+            "joint_accuracy": m["joint_accuracy"],
+        }
         for column in KEY[:-1]:
             task, metric = column.split("/")
             row[column] = m["tasks"][task][metric]
@@ -120,15 +140,15 @@ def test_summary_is_mean_and_t_interval_of_the_jobs(report, report_sweep):
         for variant, values in expected.groupby("variant")[column]:
             row = variants.loc[variant]
             mean = values.mean()
-            low, high = stats.t.interval(0.95, len(values) - 1, loc=mean,
-                                         scale=stats.sem(values))
+            low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
             upper = math.inf if column.endswith("mae_years") else 1.0
             assert row[f"{column}.mean"] == pytest.approx(mean, rel=1e-9), (variant, column)
             assert row[f"{column}.ci_low"] == pytest.approx(min(max(low, 0.0), upper), abs=1e-9)
             assert row[f"{column}.ci_high"] == pytest.approx(min(max(high, 0.0), upper), abs=1e-9)
             assert row[f"{column}.n"] == len(SEEDS)
             assert bool(row[f"{column}.best"]) == bool(
-                abs(mean - best) <= 1e-5 * max(1.0, abs(best))), (variant, column)
+                abs(mean - best) <= 1e-5 * max(1.0, abs(best))
+            ), (variant, column)
 
 
 def test_comparisons_are_scipy_paired_tests_with_holm(report, report_sweep):
@@ -167,8 +187,7 @@ def test_comparisons_are_scipy_paired_tests_with_holm(report, report_sweep):
 
 def test_report_md_has_every_section_and_plot(report, report_sweep):
     text = (report_sweep.path / "report.md").read_text()
-    for heading in ("## Summary", "## Paired comparisons", "## Plots",
-                    "## Failed or missing jobs"):
+    for heading in ("## Summary", "## Paired comparisons", "## Plots", "## Failed or missing jobs"):
         assert heading in text
     assert "12 finished, 0 failed, 0 missing" in text
     assert "*logistic regression*" in text and "*majority class*" in text
@@ -198,18 +217,22 @@ def test_reference_rows_are_sklearn_fits_on_the_same_split(report, report_sweep)
         y = labels[:, j]
         majority = np.bincount(y[train]).argmax()
         constant = balanced_accuracy_score(y[test], np.full(len(test), majority))
-        assert summary.loc["majority class", f"{task.name}/balanced_accuracy.mean"] == \
-            pytest.approx(constant, abs=1e-6)
-        fits = [LogisticRegression(C=c, max_iter=2000).fit(x[train], y[train])
-                for c in (0.01, 0.1, 1.0)]
+        assert summary.loc[
+            "majority class", f"{task.name}/balanced_accuracy.mean"
+        ] == pytest.approx(constant, abs=1e-6)
+        fits = [
+            LogisticRegression(C=c, max_iter=2000).fit(x[train], y[train]) for c in (0.01, 0.1, 1.0)
+        ]
         scores = [balanced_accuracy_score(y[val], f.predict(x[val])) for f in fits]
         best = fits[int(np.argmax(scores))]
         row = summary.loc["logistic regression"]
         assert row[f"{task.name}/balanced_accuracy.mean"] == pytest.approx(
-            balanced_accuracy_score(y[test], best.predict(x[test])), abs=1e-6)
+            balanced_accuracy_score(y[test], best.predict(x[test])), abs=1e-6
+        )
         probs = best.predict_proba(x[test])
-        auroc = roc_auc_score(y[test], probs[:, 1] if probs.shape[1] == 2 else probs,
-                              multi_class="ovr")
+        auroc = roc_auc_score(
+            y[test], probs[:, 1] if probs.shape[1] == 2 else probs, multi_class="ovr"
+        )
         assert row[f"{task.name}/auroc_macro.mean"] == pytest.approx(auroc, abs=1e-4)
 
 
@@ -221,7 +244,8 @@ def test_reliability_bins_reproduce_each_jobs_ece(report_sweep):
             bins = task_reliability(predictions, task)
             assert bins["count"].sum() == len(predictions)
             assert expected_calibration_error(bins) == pytest.approx(
-                metrics_of(job)["tasks"][task]["ece"], abs=2e-6)
+                metrics_of(job)["tasks"][task]["ece"], abs=2e-6
+            )
 
 
 def test_pooled_counts_and_curves_add_up_over_seeds(report_sweep):
@@ -245,13 +269,18 @@ def test_pooled_counts_and_curves_add_up_over_seeds(report_sweep):
 
 def test_failed_and_missing_jobs_are_listed_and_the_report_still_builds(report_sweep, tmp_path):
     sweep = tmp_path / "sweep"
-    shutil.copytree(report_sweep.path, sweep, ignore=shutil.ignore_patterns(
-        "checkpoints", "plots", "*.png", "report.md", "*summary.csv"))
-    jobs = sorted((p for p in sweep.iterdir() if p.is_dir()),
-                  key=lambda p: int(p.name.split("_", 1)[0]))
+    shutil.copytree(
+        report_sweep.path,
+        sweep,
+        ignore=shutil.ignore_patterns("checkpoints", "plots", "*.png", "report.md", "*summary.csv"),
+    )
+    jobs = sorted(
+        (p for p in sweep.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_", 1)[0])
+    )
     (jobs[1] / "metrics.json").unlink()  # fused+bce seed 1 failed
-    (jobs[1] / "failed.json").write_text(json.dumps(
-        {"error": "RuntimeError: CUDA out of memory\nsecond line", "traceback": "..."}))
+    (jobs[1] / "failed.json").write_text(
+        json.dumps({"error": "RuntimeError: CUDA out of memory\nsecond line", "traceback": "..."})
+    )
     shutil.rmtree(jobs[4])  # fused+ce seed 1 never got a folder
     report = build_report(sweep, baselines=False)
     runs = report.runs
@@ -277,11 +306,24 @@ def test_clear_differences_read_as_plain_sentences():
     for seed in range(6):
         base = {"status": "ok", "seed": seed, "weighting": "fixed", "loss": "x"}
         noise = rng.normal(0, 0.005)
-        rows.append({**base, "variant": "fused+bce", "head": "fused",
-                     "age/balanced_accuracy": 0.50 + noise, "age/ece": 0.20 + noise})
-        rows.append({**base, "variant": "split+ce", "head": "split",
-                     "age/balanced_accuracy": 0.54 + noise + rng.normal(0, 0.002),
-                     "age/ece": 0.10 + noise + rng.normal(0, 0.002)})
+        rows.append(
+            {
+                **base,
+                "variant": "fused+bce",
+                "head": "fused",
+                "age/balanced_accuracy": 0.50 + noise,
+                "age/ece": 0.20 + noise,
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "variant": "split+ce",
+                "head": "split",
+                "age/balanced_accuracy": 0.54 + noise + rng.normal(0, 0.002),
+                "age/ece": 0.10 + noise + rng.normal(0, 0.002),
+            }
+        )
     result = compare(pd.DataFrame(rows), "fused+bce").set_index("metric")
     for metric in ("age/balanced_accuracy", "age/ece"):
         assert result.loc[metric, "verdict"] == "better"
@@ -298,8 +340,7 @@ def test_statistics_match_scipy_on_random_data():
     assert test.p == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert test.t == pytest.approx(stats.ttest_rel(a, b).statistic)
     mean, low, high, n = t_interval(a)
-    assert (low, high) == pytest.approx(stats.t.interval(0.95, 4, loc=a.mean(),
-                                                         scale=stats.sem(a)))
+    assert (low, high) == pytest.approx(stats.t.interval(0.95, 4, loc=a.mean(), scale=stats.sem(a)))
     p = list(rng.uniform(0, 0.2, 9))
     np.testing.assert_allclose(holm(p), holm_reference(p))
     assert math.isnan(holm([0.01, math.nan])[1]) and holm([0.01, math.nan])[0] == 0.01
@@ -307,10 +348,15 @@ def test_statistics_match_scipy_on_random_data():
 
 
 def test_planned_jobs_follow_hydras_expansion():
-    hydra = OmegaConf.create({
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                    "params": {"head": "fused,split", "seed": "0,1,2"}},
-        "overrides": {"task": ["loss=bce,ce", "seed=5,6", "debug=fast"]}})
+    hydra = OmegaConf.create(
+        {
+            "sweeper": {
+                "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                "params": {"head": "fused,split", "seed": "0,1,2"},
+            },
+            "overrides": {"task": ["loss=bce,ce", "seed=5,6", "debug=fast"]},
+        }
+    )
     plan = planned_overrides(hydra)
     assert len(plan) == 2 * 2 * 2  # the command line's seed=5,6 replaces the params' seeds
     assert plan[0] == ["head=fused", "seed=5", "loss=bce", "debug=fast"]
@@ -319,8 +365,13 @@ def test_planned_jobs_follow_hydras_expansion():
 
 def test_cli_refuses_a_missing_folder_and_make_report_calls_it(tmp_path):
     assert main([str(tmp_path / "nope")]) == 2
-    dry = subprocess.run(["make", "-n", "report", f"DIR={tmp_path}"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(
+        ["make", "-n", "report", f"DIR={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert dry.returncode == 0, dry.stderr
     assert f"-m multihead.report {tmp_path}" in dry.stdout
 
@@ -332,10 +383,18 @@ def test_metrics_a_design_does_not_define_are_left_empty(tmp_path):
         job = tmp_path / f"{num}_loss={loss},seed={seed}"
         job.mkdir()
         auroc = None if loss == "regression" else 0.7 + seed / 100
-        (job / "metrics.json").write_text(json.dumps({
-            "head": "fused", "loss": loss, "weighting": "fixed", "seed": seed,
-            "tasks": {"age": {"balanced_accuracy": 0.3 + seed / 10, "auroc_macro": auroc}},
-            "joint_accuracy": 0.2}))
+        (job / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "head": "fused",
+                    "loss": loss,
+                    "weighting": "fixed",
+                    "seed": seed,
+                    "tasks": {"age": {"balanced_accuracy": 0.3 + seed / 10, "auroc_macro": auroc}},
+                    "joint_accuracy": 0.2,
+                }
+            )
+        )
     runs = load_runs(tmp_path)
     assert runs["age/auroc_macro"].isna().sum() == 2
     report = build_report(tmp_path, baselines=False)

@@ -41,8 +41,13 @@ def test_head_loss_beats_majority_class(small_config, head, loss):
         assert (per_class["tp"] == np.diag(expected)).all()
         probs = preds[[c for c in preds.columns if c.startswith(f"{task}_p[")]].to_numpy()
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    for name in ("config.yaml", "splits.csv", "confusion_age.png", "checkpoints/best.ckpt",
-                 "informative_features.json"):
+    for name in (
+        "config.yaml",
+        "splits.csv",
+        "confusion_age.png",
+        "checkpoints/best.ckpt",
+        "informative_features.json",
+    ):
         assert (Path(out) / name).exists(), name
     assert ("incoherent_rate" in metrics["tasks"]["age"]) == (loss == "bce")
     saved = json.loads((Path(out) / "metrics.json").read_text())
@@ -50,8 +55,11 @@ def test_head_loss_beats_majority_class(small_config, head, loss):
 
 
 def test_third_task_trains_decodes_and_is_measured(small_config):
-    cfg = small_config("head=fused", "loss=ce",
-                       "+data.tasks.batch={column: batch, classes: [batch1, batch2, batch3]}")
+    cfg = small_config(
+        "head=fused",
+        "loss=ce",
+        "+data.tasks.batch={column: batch, classes: [batch1, batch2, batch3]}",
+    )
     metrics = train(cfg)
     out = Path(cfg.paths.output_dir)
     assert list(metrics["tasks"]) == ["age", "sex", "batch"]
@@ -71,10 +79,23 @@ def test_wandb_without_credentials_runs_offline_and_never_prompts(tmp_path):
     env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "no-netrc"))
     (tmp_path / "home").mkdir()
     out = tmp_path / "run"
-    cmd = [sys.executable, "train.py", *SMALL, "trainer.max_epochs=1", "logger=wandb",
-           f"hydra.run.dir={out}"]
-    run = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                         text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "train.py",
+        *SMALL,
+        "trainer.max_epochs=1",
+        "logger=wandb",
+        f"hydra.run.dir={out}",
+    ]
+    run = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "wandb sync" in run.stdout
     assert (out / "metrics.json").exists()

@@ -30,6 +30,7 @@ PARTS = {"age": torch.tensor(2.0), "sex": torch.tensor(0.5)}
 
 # ---------------------------------------------------------------------------------- fixed
 
+
 def test_fixed_weights_default_to_one_and_are_configurable():
     close = pytest.approx
     assert float(FixedWeighting(CATEGORICAL)(PARTS)) == close(2.5)
@@ -39,11 +40,14 @@ def test_fixed_weights_default_to_one_and_are_configurable():
     assert weighted.task_weights() == {"age": 1.0, "sex": 4.0}
 
 
-@pytest.mark.parametrize("weights,message", [
-    ({"height": 1.0}, r"names \['height'\], which are not tasks"),
-    ({"sex": -1.0}, "numbers >= 0"),
-    ({"age": 0, "sex": 0}, "every task has weight 0"),
-])
+@pytest.mark.parametrize(
+    "weights,message",
+    [
+        ({"height": 1.0}, r"names \['height'\], which are not tasks"),
+        ({"sex": -1.0}, "numbers >= 0"),
+        ({"age": 0, "sex": 0}, "every task has weight 0"),
+    ],
+)
 def test_bad_fixed_weights_are_named(weights, message):
     with pytest.raises(ConfigError, match=message):
         FixedWeighting(CATEGORICAL, weights=weights)
@@ -51,20 +55,26 @@ def test_bad_fixed_weights_are_named(weights, message):
 
 # ---------------------------------------------------------------------------- uncertainty
 
+
 def test_uncertainty_objective_by_hand():
     w = UncertaintyWeighting({"age": "gaussian", "sex": "categorical"}, init_log_var=0.0)
     with torch.no_grad():
         w.log_vars.copy_(torch.tensor([0.4, -0.3]))
     # Gaussian (eq. 7): L / (2 sigma^2) + log sigma; categorical (eq. 10): L / sigma^2 + log sigma
     sigma2 = (math.exp(0.4), math.exp(-0.3))
-    want = 2.0 / (2 * sigma2[0]) + math.log(math.sqrt(sigma2[0])) \
-        + 0.5 / sigma2[1] + math.log(math.sqrt(sigma2[1]))
+    want = (
+        2.0 / (2 * sigma2[0])
+        + math.log(math.sqrt(sigma2[0]))
+        + 0.5 / sigma2[1]
+        + math.log(math.sqrt(sigma2[1]))
+    )
     assert float(w(PARTS).detach()) == pytest.approx(want, rel=1e-6)
     assert w.task_weights() == pytest.approx({"age": 0.5 / sigma2[0], "sex": 1 / sigma2[1]})
     assert float(w.selection_loss(PARTS)) == pytest.approx(2.5)  # plain sum picks checkpoints
     values = w.epoch_values()
-    assert values["age/log_var"] == pytest.approx(0.4) and values["sex/weight"] == \
-        pytest.approx(1 / sigma2[1])
+    assert values["age/log_var"] == pytest.approx(0.4) and values["sex/weight"] == pytest.approx(
+        1 / sigma2[1]
+    )
 
 
 @pytest.mark.parametrize("likelihood,factor", [("categorical", 1.0), ("gaussian", 0.5)])
@@ -93,12 +103,14 @@ def test_uncertainty_log_variances_are_optimised_without_weight_decay():
     assert groups[1]["weight_decay"] == 0.0 and groups[0]["weight_decay"] == 0.01
     in_model = {id(p) for p in groups[0]["params"]}
     assert id(module.weighting.log_vars) not in in_model
-    assert in_model == {id(p) for p in module.net.parameters()} | \
-        {id(p) for p in module.loss_fn.parameters()}
+    assert in_model == {id(p) for p in module.net.parameters()} | {
+        id(p) for p in module.loss_fn.parameters()
+    }
     assert module.parameter_counts()["weighting"] == 2
 
 
 # ---------------------------------------------------------------------------------- PCGrad
+
 
 def pcgrad_reference(grads: np.ndarray, orders) -> np.ndarray:
     """Algorithm 1 of Yu et al. (2020), written out with plain loops."""
@@ -128,8 +140,9 @@ def test_pcgrad_three_tasks_match_the_reference_in_every_order():
     results = []
     for orders in ([[1, 2], [0, 2], [0, 1]], [[2, 1], [2, 0], [1, 0]]):
         got = project_conflicting(grads, orders)
-        np.testing.assert_allclose(got.numpy(), pcgrad_reference(grads.numpy(), orders),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            got.numpy(), pcgrad_reference(grads.numpy(), orders), rtol=1e-6, atol=1e-6
+        )
         results.append(got)
     assert not torch.allclose(results[0], results[1])  # order matters with 3 tasks
     assert conflicting_pairs(grads) == (3, 3)
@@ -143,8 +156,10 @@ def test_pcgrad_sets_gradients_of_a_small_model():
 
     def losses():
         out = model(x)
-        return {"a": (out[:, 0] - target[:, 0]).square().mean(),
-                "b": (out[:, 1] + out[:, 0] * 3 - target[:, 1]).abs().mean()}
+        return {
+            "a": (out[:, 0] - target[:, 0]).square().mean(),
+            "b": (out[:, 1] + out[:, 0] * 3 - target[:, 1]).abs().mean(),
+        }
 
     flat = []
     for name in ("a", "b"):  # independent per-task gradients: one backward each
@@ -176,9 +191,12 @@ def test_pcgrad_order_is_seeded_and_changes_with_the_step():
 
 
 def test_pcgrad_refuses_gradient_clipping_and_accumulation():
-    for override, message in (("+trainer.gradient_clip_val=1.0", "gradient_clip_val must be null"),
-                              ("+trainer.accumulate_grad_batches=2", "accumulate_grad_batches")):
+    for override, message in (
+        ("+trainer.gradient_clip_val=1.0", "gradient_clip_val must be null"),
+        ("+trainer.accumulate_grad_batches=2", "accumulate_grad_batches"),
+    ):
         with pytest.raises(ConfigError, match=message):
             validate_config(compose_config([*SMALL, "weighting=pcgrad", override]))
-    validate_config(compose_config([*SMALL, "weighting=uncertainty",
-                                    "+trainer.gradient_clip_val=1.0"]))
+    validate_config(
+        compose_config([*SMALL, "weighting=uncertainty", "+trainer.gradient_clip_val=1.0"])
+    )

@@ -33,8 +33,12 @@ from tests.conftest import CONF, SMALL, compose_config
 
 WORLD = 2
 PER_RANK = 8  # samples per process and step; the global batch is twice that
-TINY = ["model.trunk.hidden=[8]", "model.trunk.latent=6", "model.trunk.dropout=0.1",
-        "data.tasks.age.bins={start: 18, stop: 90, width: 18}"]
+TINY = [
+    "model.trunk.hidden=[8]",
+    "model.trunk.latent=6",
+    "model.trunk.dropout=0.1",
+    "data.tasks.age.bins={start: 18, stop: 90, width: 18}",
+]
 
 
 def options(group: str) -> list[str]:
@@ -48,11 +52,16 @@ def tiny_cohort(tasks, n: int = 64, p: int = 12) -> PreparedCohort:
     age = torch.bucketize(years, torch.tensor(tasks[0].edges[1:-1]), right=True)
     sex = torch.arange(n) % 2
     values = torch.stack([years, torch.full((n,), float("nan"))], 1).float()
-    return PreparedCohort(features=torch.randn(n, p, generator=g),
-                          labels=torch.stack([age, sex], 1), values=values,
-                          sample_ids=[str(i) for i in range(n)],
-                          feature_names=[f"g{i}" for i in range(p)], tasks=tasks,
-                          splits={"train": np.arange(n)}, standardizer=None)
+    return PreparedCohort(
+        features=torch.randn(n, p, generator=g),
+        labels=torch.stack([age, sex], 1),
+        values=values,
+        sample_ids=[str(i) for i in range(n)],
+        feature_names=[f"g{i}" for i in range(p)],
+        tasks=tasks,
+        splits={"train": np.arange(n)},
+        standardizer=None,
+    )
 
 
 def batch(cohort: PreparedCohort, rows: slice) -> dict[str, torch.Tensor]:
@@ -88,8 +97,11 @@ def train_steps(module, wrapped: nn.Module, batches, reduce) -> list[str]:
             objective.backward()
             missing += [n for n, p in wrapped.named_parameters() if p.grad is None]
         else:  # as Lightning in manual optimization: DDP does not reduce, the method does
-            sync = wrapped.no_sync() if isinstance(wrapped, DistributedDataParallel) \
+            sync = (
+                wrapped.no_sync()
+                if isinstance(wrapped, DistributedDataParallel)
                 else contextlib.nullcontext()
+            )
             with sync:
                 _, parts = wrapped(data)
             module.weighting.set_gradients(parts, module.model_parameters(), reduce)
@@ -106,8 +118,10 @@ def run_on_two_processes(cfg, cohort, rank: int, steps: int, break_it: bool = Fa
     if break_it:  # a parameter the loss never uses: what DDP must refuse
         module.net.unused = nn.Linear(2, 2)
     wrapped = DistributedDataParallel(TrainingStep(module), find_unused_parameters=False)
-    local = [batch(cohort, slice((2 * s + rank) * PER_RANK, (2 * s + rank + 1) * PER_RANK))
-             for s in range(steps)]
+    local = [
+        batch(cohort, slice((2 * s + rank) * PER_RANK, (2 * s + rank + 1) * PER_RANK))
+        for s in range(steps)
+    ]
     try:
         missing = train_steps(module, wrapped, local, mean_over_processes)
     except RuntimeError as err:
@@ -115,8 +129,12 @@ def run_on_two_processes(cfg, cohort, rank: int, steps: int, break_it: bool = Fa
     params = flat_parameters(module)
     gathered = [torch.zeros_like(params) for _ in range(WORLD)]
     dist.all_gather(gathered, params)
-    return {"error": None, "missing": missing, "params": params,
-            "rank_difference": float((gathered[0] - gathered[1]).abs().max())}
+    return {
+        "error": None,
+        "missing": missing,
+        "params": params,
+        "rank_difference": float((gathered[0] - gathered[1]).abs().max()),
+    }
 
 
 def run_on_one_process(cfg, cohort, steps: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -128,8 +146,7 @@ def run_on_one_process(cfg, cohort, steps: int) -> tuple[torch.Tensor, dict[str,
 
 
 def worker(rank: int, init_file: str, cohort, combos: dict, exact: dict, out_file: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
     results: dict = {"combos": {}, "exact": {}, "broken": None}
     try:
@@ -140,11 +157,16 @@ def worker(rank: int, init_file: str, cohort, combos: dict, exact: dict, out_fil
         for key, cfg in exact.items():
             out = run_on_two_processes(cfg, cohort, rank, steps=3)
             single, values = run_on_one_process(cfg, cohort, steps=3)
-            results["exact"][key] = {"error": out["error"], "difference": float(
-                (out["params"] - single).abs().max()) if out["error"] is None else math.nan,
-                "moved": float((single - flat_parameters(build_module(cfg, cohort, None)))
-                               .abs().max()),
-                "conflict_rate": values.get("conflict_rate")}
+            results["exact"][key] = {
+                "error": out["error"],
+                "difference": float((out["params"] - single).abs().max())
+                if out["error"] is None
+                else math.nan,
+                "moved": float(
+                    (single - flat_parameters(build_module(cfg, cohort, None))).abs().max()
+                ),
+                "conflict_rate": values.get("conflict_rate"),
+            }
         first = next(iter(combos.values()))
         results["broken"] = run_on_two_processes(first, cohort, rank, steps=2, break_it=True)
         results["broken"].pop("params", None)
@@ -158,13 +180,18 @@ def grid_configs() -> dict[str, DictConfig]:
     """Every head x loss x weighting. Composing with Hydra costs ~0.3 s a call, so each group
     option is composed once and the groups (independent of each other) are combined."""
     base = compose_config([*SMALL, *TINY])
-    parts = {g: {o: compose_config([*SMALL, *TINY, f"{g}={o}"])[g] for o in options(g)}
-             for g in ("head", "loss", "weighting")}
+    parts = {
+        g: {o: compose_config([*SMALL, *TINY, f"{g}={o}"])[g] for o in options(g)}
+        for g in ("head", "loss", "weighting")
+    }
     grid = {}
     for h, loss, w in itertools.product(parts["head"], parts["loss"], parts["weighting"]):
         cfg = copy.deepcopy(base)
-        cfg.head, cfg.loss, cfg.weighting = parts["head"][h], parts["loss"][loss], \
-            parts["weighting"][w]
+        cfg.head, cfg.loss, cfg.weighting = (
+            parts["head"][h],
+            parts["loss"][loss],
+            parts["weighting"][w],
+        )
         grid[f"{h} {loss} {w}"] = cfg
     return grid
 
@@ -187,26 +214,46 @@ def grid() -> dict[str, DictConfig]:
 
 def test_combined_groups_equal_hydra_composition(grid):
     direct = compose_config([*SMALL, *TINY, "head=towers", "loss=corn", "weighting=pcgrad"])
-    assert OmegaConf.to_container(grid["towers corn pcgrad"], resolve=True) == \
-        OmegaConf.to_container(direct, resolve=True)
+    assert OmegaConf.to_container(
+        grid["towers corn pcgrad"], resolve=True
+    ) == OmegaConf.to_container(direct, resolve=True)
 
 
 @pytest.fixture(scope="module")
 def ddp_results(grid, tmp_path_factory) -> dict:
     combos = dict(grid)
-    combos.update({f"towers {loss} fixed balanced": variant(grid[f"towers {loss} fixed"],
-                                                             **{"loss.class_weights": "balanced"})
-                   for loss in options("loss")})
+    combos.update(
+        {
+            f"towers {loss} fixed balanced": variant(
+                grid[f"towers {loss} fixed"], **{"loss.class_weights": "balanced"}
+            )
+            for loss in options("loss")
+        }
+    )
     # SGD and no dropout: the same global batch must give the same update, whatever the split
-    sgd = {"model.trunk.dropout": 0.0,
-           "model.optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1}}
-    exact = {key: variant(grid[key], **sgd) for key in
-             ("fused bce pcgrad", "fused ce pcgrad", "towers coral pcgrad", "split soft pcgrad",
-              "separate regression pcgrad", "towers ce uncertainty")}
+    sgd = {
+        "model.trunk.dropout": 0.0,
+        "model.optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+    }
+    exact = {
+        key: variant(grid[key], **sgd)
+        for key in (
+            "fused bce pcgrad",
+            "fused ce pcgrad",
+            "towers coral pcgrad",
+            "split soft pcgrad",
+            "separate regression pcgrad",
+            "towers ce uncertainty",
+        )
+    }
     tmp = tmp_path_factory.mktemp("ddp")
     cohort = tiny_cohort(tasks_from_config(base_tasks(grid)))
-    mp.spawn(worker, args=(str(tmp / "init"), cohort, combos, exact, str(tmp / "out.json")),
-             nprocs=WORLD, join=True)
+    mp.spawn(
+        worker,
+        args=(str(tmp / "init"), cohort, combos, exact, str(tmp / "out.json")),
+        nprocs=WORLD,
+        join=True,
+    )
     return json.loads((tmp / "out.json").read_text())
 
 
@@ -218,8 +265,9 @@ def base_tasks(grid: dict[str, DictConfig]):
 def test_every_combination_trains_on_two_processes(ddp_results):
     combos = ddp_results["combos"]
     assert len(combos) == 4 * 6 * 3 + 6
-    failures = {k: v for k, v in combos.items()
-                if v["error"] or v["missing"] or v["rank_difference"] != 0.0}
+    failures = {
+        k: v for k, v in combos.items() if v["error"] or v["missing"] or v["rank_difference"] != 0.0
+    }
     assert not failures, failures
 
 

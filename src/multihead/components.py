@@ -28,8 +28,9 @@ def component_class(group: str, cfg: DictConfig) -> Any:
 
 def component_args(cfg: DictConfig) -> dict[str, Any]:
     """The config's own arguments: everything except `_target_` and `name`."""
-    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
-            if k not in META_KEYS}
+    return {
+        k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in META_KEYS
+    }
 
 
 def build_component(group: str, cfg: DictConfig, **runtime: Any) -> Any:
@@ -39,6 +40,7 @@ def build_component(group: str, cfg: DictConfig, **runtime: Any) -> Any:
     try:  # check the arguments only: a TypeError inside the constructor is a bug, not config
         inspect.signature(factory).bind(**args, **runtime)
     except TypeError as err:
-        raise ConfigError(f"{group}={cfg.get('name')!r}: bad arguments {sorted(args)}: {err}") \
-            from None
+        raise ConfigError(
+            f"{group}={cfg.get('name')!r}: bad arguments {sorted(args)}: {err}"
+        ) from None
     return factory(**args, **runtime)

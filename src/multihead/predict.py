@@ -52,11 +52,17 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     data_state = state.get(CohortDataModule.__qualname__)
     if not data_state or not data_state.get("preprocessor"):
-        raise DataError(f"{ckpt_path} holds no fitted preprocessing (trained before it was "
-                        "saved with the model?); retrain to predict on new files")
+        raise DataError(
+            f"{ckpt_path} holds no fitted preprocessing (trained before it was "
+            "saved with the model?); retrain to predict on new files"
+        )
     tasks = tuple(Task.from_dict(t) for t in data_state["tasks"])
-    return TrainedRun(OmegaConf.load(config_path), tasks,
-                      Preprocessor.from_state_dict(data_state["preprocessor"]), state)
+    return TrainedRun(
+        OmegaConf.load(config_path),
+        tasks,
+        Preprocessor.from_state_dict(data_state["preprocessor"]),
+        state,
+    )
 
 
 @dataclass
@@ -65,8 +71,9 @@ class NewSamples:
     features: np.ndarray  # the model's input columns, raw values, in the model's order
 
 
-def read_new_samples(path: str | Path, run: TrainedRun, orientation: str | None = None,
-                     layer: str | None = None) -> NewSamples:
+def read_new_samples(
+    path: str | Path, run: TrainedRun, orientation: str | None = None, layer: str | None = None
+) -> NewSamples:
     """Read any supported matrix file and pick the model's features by name."""
     from multihead.data.anndata_reader import read_anndata
     from multihead.data.table_reader import read_matrix
@@ -75,15 +82,19 @@ def read_new_samples(path: str | Path, run: TrainedRun, orientation: str | None 
     source = f"{path} (NEW_FILE)"
     needed = run.preprocessor.feature_names
     if str(path).lower().endswith(".h5ad"):
-        adata = read_anndata(path, layer if layer is not None else data.get("layer"),
-                             key="NEW_FILE")
+        adata = read_anndata(
+            path, layer if layer is not None else data.get("layer"), key="NEW_FILE"
+        )
         columns = match_features(needed, adata.feature_names, source)
         chosen = adata.features[:, columns]
         values = chosen.toarray() if sp.issparse(chosen) else np.asarray(chosen)
         return NewSamples(list(adata.obs.index), values.astype(np.float32, copy=False))
-    table = read_matrix(path, "NEW_FILE", orientation or data.get("orientation",
-                                                                  "samples_x_features"),
-                        data.get("matrix_index") if data.get("source") == "table" else None)
+    table = read_matrix(
+        path,
+        "NEW_FILE",
+        orientation or data.get("orientation", "samples_x_features"),
+        data.get("matrix_index") if data.get("source") == "table" else None,
+    )
     columns = match_features(needed, table.feature_names, source)
     return NewSamples(table.sample_ids, table.values[:, columns])
 
@@ -94,10 +105,17 @@ def _skeleton(run: TrainedRun) -> PreparedCohort:
     labels, values = data_state["train_labels"], data_state["train_values"]
     n, p = len(labels), len(run.preprocessor.keep)
     empty = np.zeros(0, dtype=np.int64)
-    return PreparedCohort(torch.zeros(1, p).expand(n, p), labels, values,
-                          [str(i) for i in range(n)], run.preprocessor.feature_names, run.tasks,
-                          {"train": np.arange(n), "val": empty, "test": empty},
-                          run.preprocessor.standardizer, preprocessor=run.preprocessor)
+    return PreparedCohort(
+        torch.zeros(1, p).expand(n, p),
+        labels,
+        values,
+        [str(i) for i in range(n)],
+        run.preprocessor.feature_names,
+        run.tasks,
+        {"train": np.arange(n), "val": empty, "test": empty},
+        run.preprocessor.standardizer,
+        preprocessor=run.preprocessor,
+    )
 
 
 def build_trained_module(run: TrainedRun):
@@ -109,13 +127,14 @@ def build_trained_module(run: TrainedRun):
     return module.eval()
 
 
-def predict_frame(module, tasks: tuple[Task, ...], samples: NewSamples,
-                  batch_size: int = 1024) -> pd.DataFrame:
+def predict_frame(
+    module, tasks: tuple[Task, ...], samples: NewSamples, batch_size: int = 1024
+) -> pd.DataFrame:
     """sample_id, predicted class per task and, where the loss gives them, probabilities."""
     preds, probs = [], []
     with torch.no_grad():
         for start in range(0, len(samples.ids), batch_size):
-            x = torch.from_numpy(samples.features[start:start + batch_size])
+            x = torch.from_numpy(samples.features[start : start + batch_size])
             logits = module(x)
             preds.append(module.loss_fn.predict(logits))
             probs.append(module.loss_fn.probabilities(logits))
@@ -131,8 +150,13 @@ def predict_frame(module, tasks: tuple[Task, ...], samples: NewSamples,
     return frame
 
 
-def predict(run_dir: str | Path, new_file: str | Path, out: str | Path | None = None,
-            orientation: str | None = None, layer: str | None = None) -> pd.DataFrame:
+def predict(
+    run_dir: str | Path,
+    new_file: str | Path,
+    out: str | Path | None = None,
+    orientation: str | None = None,
+    layer: str | None = None,
+) -> pd.DataFrame:
     """Everything is read and checked before the output file is written."""
     run = load_run(run_dir)
     samples = read_new_samples(new_file, run, orientation, layer)
@@ -146,15 +170,25 @@ def predict(run_dir: str | Path, new_file: str | Path, out: str | Path | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m multihead.predict",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m multihead.predict", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path, help="a training run's folder")
-    parser.add_argument("new_file", type=Path, help="matrix of new samples (.csv/.tsv/.gz, "
-                                                    ".parquet or .h5ad)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="CSV to write (default: RUN_DIR/predictions_<file name>.csv)")
-    parser.add_argument("--orientation", choices=["samples_x_features", "features_x_samples"],
-                        default=None, help="layout of a table file (default: the run's)")
+    parser.add_argument(
+        "new_file", type=Path, help="matrix of new samples (.csv/.tsv/.gz, .parquet or .h5ad)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="CSV to write (default: RUN_DIR/predictions_<file name>.csv)",
+    )
+    parser.add_argument(
+        "--orientation",
+        choices=["samples_x_features", "features_x_samples"],
+        default=None,
+        help="layout of a table file (default: the run's)",
+    )
     parser.add_argument("--layer", default=None, help=".h5ad layer instead of .X")
     args = parser.parse_args(argv)
     out = args.out or args.run_dir / f"predictions_{args.new_file.name.split('.')[0]}.csv"

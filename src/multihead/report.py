@@ -21,16 +21,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m multihead.report",
         description="Compare the variants of a sweep (python train.py -m ...) from the files "
-                    "its jobs wrote: report.md, summary.csv, comparisons.csv, jobs.csv, plots/.")
+        "its jobs wrote: report.md, summary.csv, comparisons.csv, jobs.csv, plots/.",
+    )
     parser.add_argument("sweep_dir", type=Path, help="the sweep folder (hydra.sweep.dir)")
-    parser.add_argument("--reference", default=DEFAULT_REFERENCE,
-                        help="variant the others are compared with (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write (default: the sweep folder)")
-    parser.add_argument("--alpha", type=float, default=ALPHA,
-                        help="Holm-adjusted p-value below which a difference is clear")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="skip the majority-class and logistic-regression rows")
+    parser.add_argument(
+        "--reference",
+        default=DEFAULT_REFERENCE,
+        help="variant the others are compared with (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write (default: the sweep folder)"
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=ALPHA,
+        help="Holm-adjusted p-value below which a difference is clear",
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the majority-class and logistic-regression rows",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,17 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep_dir.is_dir():
         print(f"error: no sweep folder at {args.sweep_dir}", file=sys.stderr)
         return 2
-    report = build_report(args.sweep_dir, reference=args.reference, out_dir=args.out,
-                          baselines=not args.no_baselines, alpha=args.alpha)
+    report = build_report(
+        args.sweep_dir,
+        reference=args.reference,
+        out_dir=args.out,
+        baselines=not args.no_baselines,
+        alpha=args.alpha,
+    )
     runs, comparisons = report.runs, report.comparisons
     done = int((runs["status"] == "ok").sum())
     variants = runs.loc[runs["status"] == "ok", "variant"].nunique()
     print(f"report: {report.markdown_path}")
-    print(f"{done} of {len(runs)} jobs finished; {variants} variants compared with "
-          f"{report.reference}")
+    print(
+        f"{done} of {len(runs)} jobs finished; {variants} variants compared with {report.reference}"
+    )
     if len(comparisons):
-        for sentence in comparisons.loc[comparisons["verdict"].isin(["better", "worse"]),
-                                        "sentence"]:
+        for sentence in comparisons.loc[
+            comparisons["verdict"].isin(["better", "worse"]), "sentence"
+        ]:
             print(f"  {sentence}")
     for note in report.notes:
         print(f"note: {note}")

@@ -45,23 +45,40 @@ class Task:
     def with_edges(self, edges: Sequence[float]) -> Task:
         """The same task with fitted bin edges (quantile bins, once the values are known)."""
         edges = tuple(float(e) for e in edges)
-        return Task(self.name, self.column, bin_labels(edges), edges=edges, ordered=True,
-                    codes=self.codes, quantiles=self.quantiles)
+        return Task(
+            self.name,
+            self.column,
+            bin_labels(edges),
+            edges=edges,
+            ordered=True,
+            codes=self.codes,
+            quantiles=self.quantiles,
+        )
 
     def to_dict(self) -> dict:
         """Plain types only: saved in checkpoints that load with `weights_only=True`."""
-        return {"name": self.name, "column": self.column, "classes": list(self.classes),
-                "edges": None if self.edges is None else list(self.edges),
-                "ordered": self.ordered, "codes": [list(c) for c in self.codes],
-                "quantiles": self.quantiles}
+        return {
+            "name": self.name,
+            "column": self.column,
+            "classes": list(self.classes),
+            "edges": None if self.edges is None else list(self.edges),
+            "ordered": self.ordered,
+            "codes": [list(c) for c in self.codes],
+            "quantiles": self.quantiles,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Task:
         edges = d.get("edges")
-        return cls(d["name"], d["column"], tuple(d["classes"]),
-                   edges=None if edges is None else tuple(edges), ordered=bool(d["ordered"]),
-                   codes=tuple((str(a), str(b)) for a, b in d.get("codes", ())),
-                   quantiles=d.get("quantiles"))
+        return cls(
+            d["name"],
+            d["column"],
+            tuple(d["classes"]),
+            edges=None if edges is None else tuple(edges),
+            ordered=bool(d["ordered"]),
+            codes=tuple((str(a), str(b)) for a, b in d.get("codes", ())),
+            quantiles=d.get("quantiles"),
+        )
 
     @property
     def midpoints(self) -> np.ndarray:
@@ -82,8 +99,9 @@ class TaskLayout:
     def __post_init__(self) -> None:
         starts = np.cumsum((0,) + self.sizes)
         object.__setattr__(
-            self, "slices",
-            tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True))
+            self,
+            "slices",
+            tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)),
         )
 
     @property
@@ -107,7 +125,7 @@ def quantile_count(name: str, bins: object) -> int | None:
     if not text.startswith(QUANTILE_PREFIX):
         raise ConfigError(f"{key}={bins!r}: expected quantile:N or {{start, stop, width}}")
     try:
-        count = int(text[len(QUANTILE_PREFIX):])
+        count = int(text[len(QUANTILE_PREFIX) :])
     except ValueError:
         raise ConfigError(f"{key}={bins!r}: N in quantile:N must be an integer") from None
     if count < 2:
@@ -122,8 +140,9 @@ def check_edges(edges: Sequence[float], key: str) -> tuple[float, ...]:
         raise ConfigError(f"{key}: need at least 3 edges (2 classes), got {edges}")
     bad = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if not b > a]
     if bad:
-        raise ConfigError(f"{key}: edges must be strictly increasing; "
-                          f"offending pairs {bad[:3]} in {edges}")
+        raise ConfigError(
+            f"{key}: edges must be strictly increasing; offending pairs {bad[:3]} in {edges}"
+        )
     return tuple(edges)
 
 
@@ -137,19 +156,24 @@ def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
         try:
             start, stop, width = float(bins["start"]), float(bins["stop"]), float(bins["width"])
         except (KeyError, TypeError) as err:
-            raise ConfigError(f"{key} needs start, stop and width (got {bins!r}: {err}); "
-                              f"or give data.tasks.{name}.edges as a list") from None
+            raise ConfigError(
+                f"{key} needs start, stop and width (got {bins!r}: {err}); "
+                f"or give data.tasks.{name}.edges as a list"
+            ) from None
         if width <= 0 or stop <= start:
-            raise ConfigError(f"{key}: need width > 0 and stop > start, "
-                              f"got start={start:g}, stop={stop:g}, width={width:g}")
+            raise ConfigError(
+                f"{key}: need width > 0 and stop > start, "
+                f"got start={start:g}, stop={stop:g}, width={width:g}"
+            )
         edges = [float(e) for e in np.arange(start, stop, width)] + [stop]
         if len(edges) >= 3 and edges[-1] - edges[-2] < 1e-9:
             edges.pop(-2)
     return check_edges(edges, key)
 
 
-def codes_from_config(name: str, spec: Mapping,
-                      classes: Sequence[str]) -> tuple[tuple[str, str], ...]:
+def codes_from_config(
+    name: str, spec: Mapping, classes: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
     """`codes`: a built-in table's name (e.g. `sex`) or a {raw: class} mapping, checked."""
     raw = spec.get("codes")
     key = f"data.tasks.{name}.codes"
@@ -157,8 +181,10 @@ def codes_from_config(name: str, spec: Mapping,
         return ()
     if isinstance(raw, str):
         if raw not in CODINGS:
-            raise ConfigError(f"{key}={raw!r} is unknown; built-in codings: {sorted(CODINGS)}, "
-                              "or give a mapping {raw value: class}")
+            raise ConfigError(
+                f"{key}={raw!r} is unknown; built-in codings: {sorted(CODINGS)}, "
+                "or give a mapping {raw value: class}"
+            )
         pairs = CODINGS[raw]
     elif isinstance(raw, Mapping):
         pairs = {str(k): (None if v is None else str(v)) for k, v in raw.items()}
@@ -170,8 +196,10 @@ def codes_from_config(name: str, spec: Mapping,
         # a built-in table maps onto its own class names; only those the task uses are kept
         pairs = {k: v for k, v in pairs.items() if v is None or v in classes}
     elif unknown:
-        raise ConfigError(f"{key} maps to {unknown}, which are not among the classes "
-                          f"{list(classes)} of data.tasks.{name}.classes")
+        raise ConfigError(
+            f"{key} maps to {unknown}, which are not among the classes "
+            f"{list(classes)} of data.tasks.{name}.classes"
+        )
     return tuple((normalise(k), "" if v is None else v) for k, v in pairs.items())
 
 
@@ -206,11 +234,20 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
                 raise ConfigError(
                     f"data.tasks.{name}.classes must be at least 2 distinct values, got {classes}"
                 )
-            tasks.append(Task(name, column, classes, ordered=bool(spec.get("ordered", False)),
-                              codes=codes_from_config(name, spec, classes)))
+            tasks.append(
+                Task(
+                    name,
+                    column,
+                    classes,
+                    ordered=bool(spec.get("ordered", False)),
+                    codes=codes_from_config(name, spec, classes),
+                )
+            )
         else:
-            raise ConfigError(f"data.tasks.{name}: give `edges` or `bins` (binned values) "
-                              "or `classes` (categories)")
+            raise ConfigError(
+                f"data.tasks.{name}: give `edges` or `bins` (binned values) "
+                "or `classes` (categories)"
+            )
     if not tasks:
         raise ConfigError("data.tasks: every task was removed; at least one task is needed")
     return tuple(tasks)

@@ -50,16 +50,19 @@ def _names(frame: pd.DataFrame, column: str | None, what: str, key: str, path: P
     elif column in frame.columns:
         values = frame[column]
     else:
-        raise DataError(f"{path}: column {column!r} ({key}) not found; available: "
-                        f"{list(frame.columns)}")
+        raise DataError(
+            f"{path}: column {column!r} ({key}) not found; available: {list(frame.columns)}"
+        )
     names = ["" if pd.isna(v) else str(v).strip() for v in values]
     empty = [i for i, n in enumerate(names) if n == ""]
     if empty:
         raise DataError(f"{path}: empty {what} at positions {examples(empty)}")
     dups = duplicated(names)
     if dups:
-        raise DataError(f"{path}: {len(dups)} duplicated {what} ({key}): {examples(dups)}; "
-                        "make them unique (e.g. AnnData.obs_names_make_unique())")
+        raise DataError(
+            f"{path}: {len(dups)} duplicated {what} ({key}): {examples(dups)}; "
+            "make them unique (e.g. AnnData.obs_names_make_unique())"
+        )
     return names
 
 
@@ -84,8 +87,9 @@ def _check_numeric(element, key: str, path: Path) -> tuple[int, int]:
     else:
         dtype, shape = element.dtype, element.shape
     if dtype.kind not in "biuf":
-        raise DataError(f"{path}: .{key} holds non-numeric values (dtype {dtype}); "
-                        "features must be numbers")
+        raise DataError(
+            f"{path}: .{key} holds non-numeric values (dtype {dtype}); features must be numbers"
+        )
     if len(shape) != 2 or 0 in shape:
         raise DataError(f"{path}: empty matrix: .{key} has shape {shape}")
     return shape
@@ -97,7 +101,7 @@ def _dense_float32(element, shape: tuple[int, int], path: Path) -> np.ndarray:
     step = chunk_rows(shape[1], itemsize=element.dtype.itemsize)
     with loading(f"reading {path.name}", shape[0], path.stat().st_size) as bar:
         for start in range(0, shape[0], step):
-            out[start:start + step] = element[start:start + step]
+            out[start : start + step] = element[start : start + step]
             advance(bar, min(step, shape[0] - start))
     return out
 
@@ -114,9 +118,14 @@ def _load(element, key: str, shape: tuple[int, int], backed: bool, path: Path):
     return _dense_float32(element, shape, path)
 
 
-def read_anndata(path: str | Path | None, layer: str | None = None, backed: bool = False,
-                 id_column: str | None = None, feature_column: str | None = None,
-                 key: str = "data.path") -> AnnDataFile:
+def read_anndata(
+    path: str | Path | None,
+    layer: str | None = None,
+    backed: bool = False,
+    id_column: str | None = None,
+    feature_column: str | None = None,
+    key: str = "data.path",
+) -> AnnDataFile:
     """Read and check the file; every problem is a DataError naming the file and key."""
     import h5py
 
@@ -129,13 +138,16 @@ def read_anndata(path: str | Path | None, layer: str | None = None, backed: bool
         obs = _frame(handle, "obs", resolved)
         var = _frame(handle, "var", resolved)
         ids = _names(obs, id_column, "sample ids (.obs_names)", "data.id_column", resolved)
-        names = _names(var, feature_column, "feature names (.var_names)",
-                       "data.feature_column", resolved)
+        names = _names(
+            var, feature_column, "feature names (.var_names)", "data.feature_column", resolved
+        )
         element_key = _element_key(handle, layer, resolved)
         shape = _check_numeric(handle[element_key], element_key, resolved)
         if shape != (len(ids), len(names)):
-            raise DataError(f"{resolved}: .{element_key} is {shape} but .obs has {len(ids)} rows "
-                            f"and .var {len(names)}")
+            raise DataError(
+                f"{resolved}: .{element_key} is {shape} but .obs has {len(ids)} rows "
+                f"and .var {len(names)}"
+            )
         features = _load(handle[element_key], element_key, shape, backed, resolved)
     obs = obs.copy()
     for column in obs.columns:

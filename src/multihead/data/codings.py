@@ -13,13 +13,28 @@ import re
 
 _SPACES = re.compile(r"\s+")
 
-MISSING_WORDS = ("", "na", "n/a", "nan", "none", "null", "unknown", "unk", "not available",
-                 "not reported", "missing", "?", "-")
+MISSING_WORDS = (
+    "",
+    "na",
+    "n/a",
+    "nan",
+    "none",
+    "null",
+    "unknown",
+    "unk",
+    "not available",
+    "not reported",
+    "missing",
+    "?",
+    "-",
+)
 
 SEX: dict[str, str | None] = {
     **{w: "male" for w in ("m", "male", "males", "man", "men", "1", "xy", "boy", "masculine")},
-    **{w: "female" for w in ("f", "female", "females", "woman", "women", "2", "xx", "girl",
-                             "feminine")},
+    **{
+        w: "female"
+        for w in ("f", "female", "females", "woman", "women", "2", "xx", "girl", "feminine")
+    },
     **{w: None for w in MISSING_WORDS},
 }
 

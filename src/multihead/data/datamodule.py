@@ -66,12 +66,18 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
     labelled = label_samples(raw.samples, tasks, raw.source, policy)
     samples = raw.samples[labelled.keep]
     sample_ids = [str(s) for s in samples.index]
-    splits = stratified_split(labelled.codes, [t.name for t in labelled.tasks],
-                              float(cfg.val_fraction), float(cfg.test_fraction), int(cfg.seed),
-                              class_names=[t.classes for t in labelled.tasks])
+    splits = stratified_split(
+        labelled.codes,
+        [t.name for t in labelled.tasks],
+        float(cfg.val_fraction),
+        float(cfg.test_fraction),
+        int(cfg.seed),
+        class_names=[t.classes for t in labelled.tasks],
+    )
     matrix = as_matrix(raw.features).select_rows(raw.matrix_rows()[labelled.keep])
-    preprocessor = Preprocessor.fit(matrix, splits["train"], raw.feature_names, sample_ids,
-                                    settings, raw.source)
+    preprocessor = Preprocessor.fit(
+        matrix, splits["train"], raw.feature_names, sample_ids, settings, raw.source
+    )
     report = {**raw.report, "labels": labelled.report, "features": preprocessor.report}
     log_report(report)
     return PreparedCohort(
@@ -92,8 +98,9 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
 class CohortDataModule(pl.LightningDataModule):
     """Serves the prepared cohort; evaluation is unpadded on every number of processes."""
 
-    def __init__(self, cohort: PreparedCohort, batch_size: int, eval_batch_size: int,
-                 shuffle_seed: int) -> None:
+    def __init__(
+        self, cohort: PreparedCohort, batch_size: int, eval_batch_size: int, shuffle_seed: int
+    ) -> None:
         super().__init__()
         self.cohort = cohort
         self.batch_size = batch_size
@@ -102,8 +109,9 @@ class CohortDataModule(pl.LightningDataModule):
 
     def _rows(self, split: str) -> TensorRows:
         c = self.cohort
-        return TensorRows(torch.from_numpy(c.splits[split]), x=c.features, y=c.labels,
-                          value=c.values)
+        return TensorRows(
+            torch.from_numpy(c.splits[split]), x=c.features, y=c.labels, value=c.values
+        )
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -113,20 +121,23 @@ class CohortDataModule(pl.LightningDataModule):
         rows = self._rows("train")
         rank, world = self._world()
         if world > 1:
-            sampler = DistributedSampler(rows, num_replicas=world, rank=rank, shuffle=True,
-                                         seed=self.shuffle_seed)
+            sampler = DistributedSampler(
+                rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed
+            )
         else:
             generator = torch.Generator().manual_seed(self.shuffle_seed)
             sampler = RandomSampler(rows, generator=generator)
-        return DataLoader(rows, batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=keep_batch)
+        return DataLoader(rows, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def _eval_loader(self, split: str) -> DataLoader:
         rows = self._rows(split)
         rank, world = self._world()
-        return DataLoader(rows, batch_size=self.eval_batch_size,
-                          sampler=StridedEvalSampler(len(rows), rank, world),
-                          collate_fn=keep_batch)
+        return DataLoader(
+            rows,
+            batch_size=self.eval_batch_size,
+            sampler=StridedEvalSampler(len(rows), rank, world),
+            collate_fn=keep_batch,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -140,24 +151,35 @@ class CohortDataModule(pl.LightningDataModule):
         training transform to new samples."""
         c = self.cohort
         train = torch.from_numpy(c.splits["train"])
-        return {"tasks": [t.to_dict() for t in c.tasks],
-                "preprocessor": None if c.preprocessor is None else c.preprocessor.state_dict(),
-                # training targets: a loss fitted to them (class weights) is rebuilt the same
-                "train_labels": c.labels[train].clone(), "train_values": c.values[train].clone()}
+        return {
+            "tasks": [t.to_dict() for t in c.tasks],
+            "preprocessor": None if c.preprocessor is None else c.preprocessor.state_dict(),
+            # training targets: a loss fitted to them (class weights) is rebuilt the same
+            "train_labels": c.labels[train].clone(),
+            "train_values": c.values[train].clone(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Lightning restores a checkpoint into this data module: it must be the same data."""
         saved = (state.get("preprocessor") or {}).get("feature_names")
         names = self.cohort.preprocessor.feature_names_in if self.cohort.preprocessor else None
         saved_tasks = [Task.from_dict(t) for t in state.get("tasks", [])]
-        if saved is not None and names is not None and (
-                saved != names or list(saved_tasks) != list(self.cohort.tasks)):
-            raise DataError("the checkpoint was trained on other data (different features or "
-                            "task classes than the data this run prepared); evaluate it on the "
-                            "data it was trained on, or use `python -m multihead.predict`")
+        if (
+            saved is not None
+            and names is not None
+            and (saved != names or list(saved_tasks) != list(self.cohort.tasks))
+        ):
+            raise DataError(
+                "the checkpoint was trained on other data (different features or "
+                "task classes than the data this run prepared); evaluate it on the "
+                "data it was trained on, or use `python -m multihead.predict`"
+            )
 
     def split_frame(self) -> pd.DataFrame:
         """Which sample went where: saved with every run so splits can be audited."""
-        rows = [(self.cohort.sample_ids[i], name) for name, idx in self.cohort.splits.items()
-                for i in idx]
+        rows = [
+            (self.cohort.sample_ids[i], name)
+            for name, idx in self.cohort.splits.items()
+            for i in idx
+        ]
         return pd.DataFrame(rows, columns=["sample_id", "split"])

@@ -55,8 +55,10 @@ def detect_format(path: Path, key: str, allowed: tuple[str, ...]) -> FileFormat:
     if last in _BINARY_KINDS and _BINARY_KINDS[last] in allowed and not gzipped:
         return FileFormat(_BINARY_KINDS[last])
     names = {"text": ".csv/.tsv/.txt (optionally .gz)", "parquet": ".parquet", "h5ad": ".h5ad"}
-    raise DataError(f"{key}: cannot tell the format of {path.name!r} from its name; "
-                    f"expected {', '.join(names[k] for k in allowed)}")
+    raise DataError(
+        f"{key}: cannot tell the format of {path.name!r} from its name; "
+        f"expected {', '.join(names[k] for k in allowed)}"
+    )
 
 
 def check_signature(path: Path, fmt: FileFormat, key: str) -> None:
@@ -67,22 +69,28 @@ def check_signature(path: Path, fmt: FileFormat, key: str) -> None:
         raise DataError(f"{key}: {path} is empty (0 bytes)")
     expected = {"parquet": PARQUET_MAGIC, "h5ad": HDF5_MAGIC}.get(fmt.kind)
     if expected is not None and not head.startswith(expected):
-        raise DataError(f"{key}: {path} is not a {fmt.kind} file although its name says so "
-                        f"(it starts with {head[:16]!r})")
+        raise DataError(
+            f"{key}: {path} is not a {fmt.kind} file although its name says so "
+            f"(it starts with {head[:16]!r})"
+        )
     if fmt.kind != "text":
         return
     if fmt.gzipped:
         if not head.startswith(GZIP_MAGIC):
-            raise DataError(f"{key}: {path} is not gzip-compressed although its name ends "
-                            f"in .gz (it starts with {head[:16]!r})")
+            raise DataError(
+                f"{key}: {path} is not gzip-compressed although its name ends "
+                f"in .gz (it starts with {head[:16]!r})"
+            )
         try:
             with gzip.open(path, "rb") as handle:
                 head = handle.read(4096)
         except (OSError, EOFError) as err:
             raise DataError(f"{key}: {path} is a damaged gzip file: {err}") from None
     if b"\x00" in head or head.startswith((PARQUET_MAGIC, HDF5_MAGIC, GZIP_MAGIC)):
-        raise DataError(f"{key}: {path} is binary, not the delimited text its name says "
-                        f"(it starts with {head[:16]!r})")
+        raise DataError(
+            f"{key}: {path} is binary, not the delimited text its name says "
+            f"(it starts with {head[:16]!r})"
+        )
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -90,8 +98,9 @@ def check_signature(path: Path, fmt: FileFormat, key: str) -> None:
             raise DataError(f"{key}: {path} is not UTF-8 text: {err}") from None
 
 
-def open_checked(path: str | Path | None, key: str, allowed: tuple[str, ...]) -> tuple[Path,
-                                                                                       FileFormat]:
+def open_checked(
+    path: str | Path | None, key: str, allowed: tuple[str, ...]
+) -> tuple[Path, FileFormat]:
     """require_file + detect_format + check_signature: one call per configured file."""
     resolved = require_file(path, key)
     fmt = detect_format(resolved, key, allowed)

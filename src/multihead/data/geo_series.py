@@ -30,7 +30,8 @@ CHARACTERISTICS = "!Sample_characteristics_ch1"
 AGE_KEY = re.compile(r"^age\b", re.IGNORECASE)
 SEX_KEY = re.compile(r"^(sex|gender)\b", re.IGNORECASE)
 AGE_VALUE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(?:y|yr|yrs|year|years|years old|yo|y\.o\.)?\s*$", re.IGNORECASE)
+    r"^\s*(\d+(?:\.\d+)?)\s*(?:y|yr|yrs|year|years|years old|yo|y\.o\.)?\s*$", re.IGNORECASE
+)
 
 
 @dataclass
@@ -62,8 +63,11 @@ def parse_sex(text: object) -> str | None:
 def _open(path: Path):
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if gzipped \
+    return (
+        gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        if gzipped
         else open(path, encoding="utf-8", errors="replace")
+    )
 
 
 def _split(line: str) -> list[str]:
@@ -105,31 +109,44 @@ def read_series_matrix(path: str | Path) -> SeriesMatrix:
                 characteristics.append(_split(line)[1:])
             elif line.startswith("!Sample_"):
                 fields = _split(line)
-                meta.setdefault(fields[0][len("!Sample_"):], fields[1:])
+                meta.setdefault(fields[0][len("!Sample_") :], fields[1:])
             elif line.startswith("!Series_"):
                 fields = _split(line)
-                series.setdefault(fields[0][len("!Series_"):], " ".join(fields[1:]))
+                series.setdefault(fields[0][len("!Series_") :], " ".join(fields[1:]))
     if not table_lines:
-        raise DataError(f"{path}: no data table between {TABLE_BEGIN} and {TABLE_END}; "
-                        "is it a GEO series matrix file?")
-    table = pd.read_csv(io.StringIO("".join(table_lines)), sep="\t", index_col=0,
-                        na_values=["null", "NULL", "NA", ""], dtype={0: str})
+        raise DataError(
+            f"{path}: no data table between {TABLE_BEGIN} and {TABLE_END}; "
+            "is it a GEO series matrix file?"
+        )
+    table = pd.read_csv(
+        io.StringIO("".join(table_lines)),
+        sep="\t",
+        index_col=0,
+        na_values=["null", "NULL", "NA", ""],
+        dtype={0: str},
+    )
     sample_ids = [str(c) for c in table.columns]
     text = [c for c, t in table.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
     if text:
-        raise DataError(f"{path}: non-numeric values in the data table for samples "
-                        f"{examples(text)}")
+        raise DataError(
+            f"{path}: non-numeric values in the data table for samples {examples(text)}"
+        )
     dups = duplicated([str(i) for i in table.index])
     if dups:
         raise DataError(f"{path}: duplicated feature ids (ID_REF) {examples(dups)}")
     samples = pd.DataFrame(index=pd.Index(sample_ids, name="sample_id"))
     for key in ("title", "source_name_ch1"):
         if key in meta and len(meta[key]) >= len(sample_ids):
-            samples[key] = meta[key][:len(sample_ids)]
+            samples[key] = meta[key][: len(sample_ids)]
     for key, values in _characteristics(characteristics, len(sample_ids)).items():
         samples[key] = values
-    return SeriesMatrix(table.to_numpy(np.float32).T.copy(), sample_ids,
-                        [str(i) for i in table.index], samples, series)
+    return SeriesMatrix(
+        table.to_numpy(np.float32).T.copy(),
+        sample_ids,
+        [str(i) for i in table.index],
+        samples,
+        series,
+    )
 
 
 @dataclass
@@ -154,8 +171,10 @@ def _first_present(samples: pd.DataFrame, sample: str, keys: list[str]) -> str |
 def parse_labels(samples: pd.DataFrame) -> ParsedLabels:
     """Find the age and sex characteristics and parse them, keeping what failed."""
     columns = [str(c) for c in samples.columns]
-    keys = {"age": [c for c in columns if AGE_KEY.search(c.strip())],
-            "sex": [c for c in columns if SEX_KEY.search(c.strip())]}
+    keys = {
+        "age": [c for c in columns if AGE_KEY.search(c.strip())],
+        "sex": [c for c in columns if SEX_KEY.search(c.strip())],
+    }
     unparsed: dict[str, list[tuple[str, str]]] = {"age": [], "sex": []}
     age = pd.Series(np.nan, index=samples.index, dtype=float)
     sex = pd.Series(None, index=samples.index, dtype=object)
@@ -175,14 +194,16 @@ def to_anndata(matrix: SeriesMatrix, labels: ParsedLabels):
     import anndata
 
     obs = matrix.samples.copy()
-    obs.columns = [f"characteristics: {c}" if c not in ("title", "source_name_ch1") else c
-                   for c in obs.columns]
+    obs.columns = [
+        f"characteristics: {c}" if c not in ("title", "source_name_ch1") else c for c in obs.columns
+    ]
     obs["age"] = labels.age.astype(float)
     obs["sex"] = labels.sex.astype(object)
     for column in obs.columns.drop("age"):  # text with NaN gaps: anndata stores categoricals
         obs[column] = obs[column].astype(object).where(obs[column].notna(), np.nan)
     var = pd.DataFrame(index=pd.Index(matrix.feature_names, name="feature"))
     adata = anndata.AnnData(X=matrix.values, obs=obs, var=var)
-    adata.uns["geo_series"] = {k: v for k, v in matrix.series.items()
-                               if k in ("title", "geo_accession", "platform_id")}
+    adata.uns["geo_series"] = {
+        k: v for k, v in matrix.series.items() if k in ("title", "geo_accession", "platform_id")
+    }
     return adata

@@ -26,13 +26,14 @@ def keep_rows_inplace(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return array
     step = chunk_rows(array.shape[1], itemsize=array.itemsize)
     for start in range(0, len(rows), step):
-        block = array[rows[start:start + step]]  # a copy: safe to write back over the source
-        array[start:start + len(block)] = block
-    return array[:len(rows)]
+        block = array[rows[start : start + step]]  # a copy: safe to write back over the source
+        array[start : start + len(block)] = block
+    return array[: len(rows)]
 
 
-def map_rows_inplace(array: np.ndarray, fn: Callable[[np.ndarray], np.ndarray],
-                     width: int) -> np.ndarray:
+def map_rows_inplace(
+    array: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], width: int
+) -> np.ndarray:
     """Replace each row chunk by `fn(chunk)` (`width` <= columns), packed in the same buffer.
 
     `fn` may work in place on the chunk and return it (same width) or return a new array.
@@ -49,5 +50,5 @@ def map_rows_inplace(array: np.ndarray, fn: Callable[[np.ndarray], np.ndarray],
         block = array[start:stop]
         out = fn(block)
         if out is not block:
-            flat[start * width:stop * width] = out.reshape(-1)
-    return flat[:n * width].reshape(n, width)
+            flat[start * width : stop * width] = out.reshape(-1)
+    return flat[: n * width].reshape(n, width)

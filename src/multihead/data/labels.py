@@ -35,8 +35,10 @@ class LabelPolicy:
     def from_config(cls, cfg: Mapping | None) -> LabelPolicy:
         cfg = cfg or {}
         policy = cls(str(cfg.get("missing", "error")), str(cfg.get("out_of_range", "error")))
-        for key, value, allowed in (("missing", policy.missing, MISSING_POLICIES),
-                                    ("out_of_range", policy.out_of_range, RANGE_POLICIES)):
+        for key, value, allowed in (
+            ("missing", policy.missing, MISSING_POLICIES),
+            ("out_of_range", policy.out_of_range, RANGE_POLICIES),
+        ):
             if value not in allowed:
                 raise ConfigError(f"data.labels.{key}={value!r}: choose one of {list(allowed)}")
         return policy
@@ -95,7 +97,7 @@ def _readable(edges: np.ndarray) -> np.ndarray:
     """Edges to about 3 significant digits ('18.7-47.4', not '18.7379-47.4381'); the ends
     move outwards only, so every value stays inside the bins."""
     digits = max(0, 2 - int(np.floor(np.log10(max(np.abs(edges).max(), 1e-12)))))
-    scale = 10.0 ** digits
+    scale = 10.0**digits
     out = np.round(edges * scale) / scale
     out[0] = np.floor(edges[0] * scale) / scale
     out[-1] = np.ceil(edges[-1] * scale) / scale
@@ -106,8 +108,10 @@ def quantile_edges(x: np.ndarray, task: Task, source: str) -> tuple[float, ...]:
     """Edges at the quantiles of the present values, from their minimum to their maximum."""
     present = x[~np.isnan(x)]
     if len(present) == 0:
-        raise DataError(f"{source}: {_where(task, 'column')} has no values to fit "
-                        f"quantile:{task.quantiles} bins")
+        raise DataError(
+            f"{source}: {_where(task, 'column')} has no values to fit "
+            f"quantile:{task.quantiles} bins"
+        )
     edges = _readable(np.quantile(present, np.linspace(0, 1, task.quantiles + 1)))
     repeated = [f"{a:g}" for a, b in zip(edges[:-1], edges[1:], strict=True) if not b > a]
     if repeated:
@@ -119,8 +123,9 @@ def quantile_edges(x: np.ndarray, task: Task, source: str) -> tuple[float, ...]:
     return tuple(float(e) for e in edges)
 
 
-def encode_binned(values: pd.Series, task: Task, source: str,
-                  out_of_range: str = "error") -> TaskCodes:
+def encode_binned(
+    values: pd.Series, task: Task, source: str, out_of_range: str = "error"
+) -> TaskCodes:
     """Bin continuous values (years) into the task's classes; the last edge is inclusive."""
     x = _numeric(values, task, source)
     if task.needs_edges:
@@ -136,8 +141,9 @@ def encode_binned(values: pd.Series, task: Task, source: str,
             f"{examples(ids)}; or set data.labels.out_of_range=clip or drop"
         )
     codes = np.full(len(x), MISSING, dtype=np.int64)
-    codes[present] = np.clip(np.searchsorted(edges, x[present], side="right") - 1, 0,
-                             len(edges) - 2)
+    codes[present] = np.clip(
+        np.searchsorted(edges, x[present], side="right") - 1, 0, len(edges) - 2
+    )
     drop = outside if out_of_range == "drop" else np.zeros(len(x), dtype=bool)
     return TaskCodes(codes, task, outside, drop)
 
@@ -156,8 +162,13 @@ def encode_categorical(values: pd.Series, task: Task, source: str) -> TaskCodes:
     lookup = _lookup(task)
     present = values.notna().to_numpy()
     keys = [normalise(v) if p else "" for v, p in zip(values.tolist(), present, strict=True)]
-    unknown = sorted({str(v) for v, k, p in zip(values.tolist(), keys, present, strict=True)
-                      if p and k not in lookup})
+    unknown = sorted(
+        {
+            str(v)
+            for v, k, p in zip(values.tolist(), keys, present, strict=True)
+            if p and k not in lookup
+        }
+    )
     if unknown:
         raise DataError(
             f"{source}: {_where(task, 'classes')} has values that are not among the classes "
@@ -165,14 +176,20 @@ def encode_categorical(values: pd.Series, task: Task, source: str) -> TaskCodes:
             f"{unknown[:20]}{' ...' if len(unknown) > 20 else ''}; map them with "
             f"data.tasks.{task.name}.codes={{value: class}}"
         )
-    codes = np.array([MISSING if not p or lookup[k] is None else lookup[k]
-                      for k, p in zip(keys, present, strict=True)], dtype=np.int64)
+    codes = np.array(
+        [
+            MISSING if not p or lookup[k] is None else lookup[k]
+            for k, p in zip(keys, present, strict=True)
+        ],
+        dtype=np.int64,
+    )
     none = np.zeros(len(codes), dtype=bool)
     return TaskCodes(codes, task, none, none.copy())
 
 
-def encode_task(samples: pd.DataFrame, task: Task, source: str,
-                out_of_range: str = "error") -> TaskCodes:
+def encode_task(
+    samples: pd.DataFrame, task: Task, source: str, out_of_range: str = "error"
+) -> TaskCodes:
     values = _require_column(samples, task, source)
     if task.is_binned or task.needs_edges:
         return encode_binned(values, task, source, out_of_range)
@@ -189,15 +206,18 @@ def _missing_error(samples: pd.DataFrame, coded: TaskCodes, source: str) -> Data
 
 
 def _task_report(coded: TaskCodes, policy: LabelPolicy, kept: np.ndarray) -> dict[str, int]:
-    report = {"labelled": int(((coded.codes != MISSING) & kept).sum()),
-              "missing": int(coded.missing.sum())}
+    report = {
+        "labelled": int(((coded.codes != MISSING) & kept).sum()),
+        "missing": int(coded.missing.sum()),
+    }
     if coded.out_of_range.any():
         report[f"out_of_range_{policy.out_of_range}"] = int(coded.out_of_range.sum())
     return report
 
 
-def label_samples(samples: pd.DataFrame, tasks: Sequence[Task], source: str,
-                  policy: LabelPolicy = LabelPolicy()) -> EncodedLabels:
+def label_samples(
+    samples: pd.DataFrame, tasks: Sequence[Task], source: str, policy: LabelPolicy = LabelPolicy()
+) -> EncodedLabels:
     """Encode every task, then apply the missing-label policy; counts go in the report."""
     coded = [encode_task(samples, t, source, policy.out_of_range) for t in tasks]
     drop = np.zeros(len(samples), dtype=bool)
@@ -214,14 +234,19 @@ def label_samples(samples: pd.DataFrame, tasks: Sequence[Task], source: str,
         drop |= missing.all(axis=1)
     keep = ~drop
     report = {c.task.name: _task_report(c, policy, keep) for c in coded}
-    report["samples"] = {"in": int(len(samples)), "kept": int(keep.sum()),
-                         "dropped": int(drop.sum()), "missing_policy": policy.missing}
+    report["samples"] = {
+        "in": int(len(samples)),
+        "kept": int(keep.sum()),
+        "dropped": int(drop.sum()),
+        "missing_policy": policy.missing,
+    }
     codes = np.stack([c.codes for c in coded], axis=1)[keep]
     return EncodedLabels(codes, keep, tuple(c.task for c in coded), report)
 
 
-def encode_labels(samples: pd.DataFrame, tasks: Sequence[Task], source: str,
-                  policy: LabelPolicy = LabelPolicy()) -> np.ndarray:
+def encode_labels(
+    samples: pd.DataFrame, tasks: Sequence[Task], source: str, policy: LabelPolicy = LabelPolicy()
+) -> np.ndarray:
     """Class indices, shape (kept samples, tasks): `label_samples` without the details."""
     return label_samples(samples, tasks, source, policy).codes
 

@@ -28,7 +28,7 @@ class DenseMatrix:
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         step = chunk_rows(self.shape[1])
         for start in range(0, self.shape[0], step):
-            yield start, self.values[start:start + step]
+            yield start, self.values[start : start + step]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         return self.values[rows]
@@ -54,13 +54,13 @@ class SparseMatrix:
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         step = chunk_rows(self.shape[1])
         for start in range(0, self.shape[0], step):
-            yield start, self.values[start:start + step].toarray()
+            yield start, self.values[start : start + step].toarray()
 
     def sparse_chunks(self) -> Iterator[tuple[int, sp.csr_matrix]]:
         """Row chunks that stay sparse: statistics in O(non-zeros)."""
         step = chunk_rows(self.shape[1])
         for start in range(0, self.shape[0], step):
-            yield start, self.values[start:start + step]
+            yield start, self.values[start : start + step]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         return self.values[rows].toarray()
@@ -99,8 +99,7 @@ class BackedMatrix:
 
             self._file = h5py.File(self.path, "r")
             element = self._file[self.key]
-            self._element = sparse_dataset(element) if isinstance(element, h5py.Group) \
-                else element
+            self._element = sparse_dataset(element) if isinstance(element, h5py.Group) else element
         return self._element
 
     def __getstate__(self) -> dict:
@@ -125,17 +124,21 @@ class BackedMatrix:
     def take(self, rows: np.ndarray) -> np.ndarray:
         file_rows = self.rows[np.asarray(rows)]
         unique, inverse = np.unique(file_rows, return_inverse=True)
-        return self._read(unique)[inverse] if len(unique) else np.zeros((0, self._n_columns),
-                                                                        np.float32)
+        return (
+            self._read(unique)[inverse]
+            if len(unique)
+            else np.zeros((0, self._n_columns), np.float32)
+        )
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         step = chunk_rows(self._n_columns)
         for start in range(0, len(self.rows), step):
-            yield start, self._read(self.rows[start:start + step])
+            yield start, self._read(self.rows[start : start + step])
 
     def columns(self, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
-        return np.concatenate([self.take(rows[a:a + 8192])[:, start:stop]
-                               for a in range(0, len(rows), 8192)])
+        return np.concatenate(
+            [self.take(rows[a : a + 8192])[:, start:stop] for a in range(0, len(rows), 8192)]
+        )
 
     def select_rows(self, rows: np.ndarray) -> BackedMatrix:
         return BackedMatrix(self.path, self.key, self.rows[np.asarray(rows)])

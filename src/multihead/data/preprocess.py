@@ -42,19 +42,26 @@ class PreprocessSettings:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"data.preprocess: unknown keys {unknown}; "
-                              f"known: {sorted(cls.__dataclass_fields__)}")
+            raise ConfigError(
+                f"data.preprocess: unknown keys {unknown}; "
+                f"known: {sorted(cls.__dataclass_fields__)}"
+            )
         settings = cls(**{k: v for k, v in cfg.items()})
         if settings.missing_values not in MISSING_VALUE_POLICIES:
-            raise ConfigError(f"data.preprocess.missing_values={settings.missing_values!r}: "
-                              f"choose one of {list(MISSING_VALUE_POLICIES)}")
-        if settings.top_k is not None and (not isinstance(settings.top_k, int)
-                                           or settings.top_k < 1):
-            raise ConfigError(f"data.preprocess.top_k must be null or an integer >= 1, "
-                              f"got {settings.top_k!r}")
+            raise ConfigError(
+                f"data.preprocess.missing_values={settings.missing_values!r}: "
+                f"choose one of {list(MISSING_VALUE_POLICIES)}"
+            )
+        if settings.top_k is not None and (
+            not isinstance(settings.top_k, int) or settings.top_k < 1
+        ):
+            raise ConfigError(
+                f"data.preprocess.top_k must be null or an integer >= 1, got {settings.top_k!r}"
+            )
         if not 0 <= float(settings.max_missing) <= 1:
-            raise ConfigError(f"data.preprocess.max_missing must be in [0, 1], "
-                              f"got {settings.max_missing!r}")
+            raise ConfigError(
+                f"data.preprocess.max_missing must be in [0, 1], got {settings.max_missing!r}"
+            )
         return settings
 
 
@@ -67,8 +74,12 @@ class _Where:
     feature_names: Sequence[str]
 
     def cells(self, cells: list[tuple[int, int, float]]) -> str:
-        return examples([f"sample {self.sample_ids[r]!r} / feature {self.feature_names[c]!r}"
-                         f" = {v}" for r, c, v in cells])
+        return examples(
+            [
+                f"sample {self.sample_ids[r]!r} / feature {self.feature_names[c]!r} = {v}"
+                for r, c, v in cells
+            ]
+        )
 
 
 class _Scan:
@@ -90,7 +101,7 @@ class _Scan:
         self.below_minus_one: list[tuple[int, int, float]] = []
 
     def add(self, start: int, block: np.ndarray, train: np.ndarray, log1p: bool) -> None:
-        rows = train[start:start + len(block)]
+        rows = train[start : start + len(block)]
         if not log1p and np.isfinite(block).all():  # the common case, in fewer passes
             if rows.any():
                 self._add_clean(block[rows])
@@ -121,14 +132,13 @@ class _Scan:
         values = x[first, np.arange(x.shape[1])]
         return np.where(finite.any(axis=0), values, 0.0)
 
-    def add_sparse(self, start: int, chunk: sp.csr_matrix, train: np.ndarray,
-                   log1p: bool) -> None:
+    def add_sparse(self, start: int, chunk: sp.csr_matrix, train: np.ndarray, log1p: bool) -> None:
         """A CSR chunk in O(non-zeros): implicit zeros count without being materialised.
         Chunks holding NaN/inf or log1p-invalid values take the dense path (for messages)."""
         if not np.isfinite(chunk.data).all() or (log1p and (chunk.data <= -1).any()):
             self.add(start, chunk.toarray(), train, log1p)
             return
-        rows = train[start:start + chunk.shape[0]]
+        rows = train[start : start + chunk.shape[0]]
         if not rows.any():
             return
         sub = chunk[np.flatnonzero(rows)]
@@ -144,10 +154,13 @@ class _Scan:
         centred = values - self.shift[sub.indices]
         zeros = m - np.bincount(sub.indices, minlength=n_features)
         self.count += m
-        self.total += np.bincount(sub.indices, weights=centred, minlength=n_features) \
-            - zeros * self.shift
-        self.total_sq += np.bincount(sub.indices, weights=centred * centred,
-                                     minlength=n_features) + zeros * self.shift**2
+        self.total += (
+            np.bincount(sub.indices, weights=centred, minlength=n_features) - zeros * self.shift
+        )
+        self.total_sq += (
+            np.bincount(sub.indices, weights=centred * centred, minlength=n_features)
+            + zeros * self.shift**2
+        )
         low, high = np.full(n_features, np.inf), np.full(n_features, -np.inf)
         np.minimum.at(low, sub.indices, values)
         np.maximum.at(high, sub.indices, values)
@@ -179,16 +192,23 @@ class _Scan:
     @staticmethod
     def _remember(into: list, start: int, values: np.ndarray, mask: np.ndarray) -> None:
         rows, cols = np.nonzero(mask)
-        for r, c in zip(rows[:5 - len(into)], cols[:5 - len(into)], strict=True):
+        for r, c in zip(rows[: 5 - len(into)], cols[: 5 - len(into)], strict=True):
             into.append((start + int(r), int(c), float(values[r, c])))
 
 
 class Preprocessor:
     """The fitted transform: input features (by name) -> model inputs."""
 
-    def __init__(self, feature_names: Sequence[str], keep: np.ndarray, log1p: bool,
-                 missing_values: str, fill: np.ndarray | None, standardizer: Standardizer,
-                 report: dict | None = None) -> None:
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        keep: np.ndarray,
+        log1p: bool,
+        missing_values: str,
+        fill: np.ndarray | None,
+        standardizer: Standardizer,
+        report: dict | None = None,
+    ) -> None:
         self.feature_names_in = list(feature_names)
         self.keep = np.asarray(keep, dtype=np.int64)
         self.log1p = bool(log1p)
@@ -208,9 +228,15 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ fitting
     @classmethod
-    def fit(cls, matrix: FeatureMatrix, train_rows: np.ndarray, feature_names: Sequence[str],
-            sample_ids: Sequence[str], settings: PreprocessSettings, source: str
-            ) -> Preprocessor:
+    def fit(
+        cls,
+        matrix: FeatureMatrix,
+        train_rows: np.ndarray,
+        feature_names: Sequence[str],
+        sample_ids: Sequence[str],
+        settings: PreprocessSettings,
+        source: str,
+    ) -> Preprocessor:
         """Statistics from `train_rows` only; NaN/inf and log1p domain are checked on all rows."""
         n, p = matrix.shape
         where = _Where(source, sample_ids, feature_names)
@@ -224,8 +250,10 @@ class Preprocessor:
             for start, block in matrix.chunks():
                 scan.add(start, block, train, settings.log1p)
         if scan.below_minus_one:
-            raise DataError(f"{source}: data.preprocess.log1p=true needs values > -1 (counts); "
-                            f"found {where.cells(scan.below_minus_one)}")
+            raise DataError(
+                f"{source}: data.preprocess.log1p=true needs values > -1 (counts); "
+                f"found {where.cells(scan.below_minus_one)}"
+            )
         n_train = int(train.sum())
         dropped_missing = cls._check_missing(scan, n, n_train, settings, where)
         fill = None
@@ -235,32 +263,53 @@ class Preprocessor:
         mean = scan.shift + scan.total / n_train
         var = np.maximum(scan.total_sq / n_train - (scan.total / n_train) ** 2, 0.0)
         keep = ~dropped_missing
-        constant = keep & (scan.maximum <= scan.minimum) if settings.drop_constant \
+        constant = (
+            keep & (scan.maximum <= scan.minimum)
+            if settings.drop_constant
             else np.zeros(p, dtype=bool)
+        )
         keep &= ~constant
         keep, top_k_dropped = _top_k(keep, var, settings.top_k)
         if not keep.any():
-            raise DataError(f"{source}: no feature is left after preprocessing "
-                            f"({int(dropped_missing.sum())} dropped for missing values, "
-                            f"{int(constant.sum())} constant in training)")
+            raise DataError(
+                f"{source}: no feature is left after preprocessing "
+                f"({int(dropped_missing.sum())} dropped for missing values, "
+                f"{int(constant.sum())} constant in training)"
+            )
         idx = np.flatnonzero(keep)
         standardizer = _standardizer(mean[idx], var[idx], settings.standardize)
-        report = {"input": p, "kept": len(idx), "dropped_missing": int(dropped_missing.sum()),
-                  "dropped_constant": int(constant.sum()), "dropped_top_k": top_k_dropped,
-                  "missing_values_filled": int(scan.missing_all[idx].sum()),
-                  "log1p": settings.log1p}
-        return cls(feature_names, idx, settings.log1p, settings.missing_values,
-                   None if fill is None else fill[idx].astype(np.float32), standardizer, report)
+        report = {
+            "input": p,
+            "kept": len(idx),
+            "dropped_missing": int(dropped_missing.sum()),
+            "dropped_constant": int(constant.sum()),
+            "dropped_top_k": top_k_dropped,
+            "missing_values_filled": int(scan.missing_all[idx].sum()),
+            "log1p": settings.log1p,
+        }
+        return cls(
+            feature_names,
+            idx,
+            settings.log1p,
+            settings.missing_values,
+            None if fill is None else fill[idx].astype(np.float32),
+            standardizer,
+            report,
+        )
 
     @staticmethod
-    def _check_missing(scan: _Scan, n: int, n_train: int, settings: PreprocessSettings,
-                       where: _Where) -> np.ndarray:
+    def _check_missing(
+        scan: _Scan, n: int, n_train: int, settings: PreprocessSettings, where: _Where
+    ) -> np.ndarray:
         """Refuse what the policy cannot handle; return the features dropped for missingness."""
         names = where.feature_names
         empty = np.flatnonzero(scan.missing_all == n)
         train_fraction = 1 - scan.count / max(n_train, 1)
-        dropped = (train_fraction > settings.max_missing) if settings.missing_values == "drop" \
+        dropped = (
+            (train_fraction > settings.max_missing)
+            if settings.missing_values == "drop"
             else np.zeros(len(names), dtype=bool)
+        )
         empty = empty[~dropped[empty]]
         if len(empty):
             raise DataError(
@@ -318,37 +367,50 @@ class Preprocessor:
         if self.log1p:
             low = np.argwhere(selected <= -1)
             if len(low):
-                raise DataError(f"{source}: the model applies log1p and needs values > -1; "
-                                f"found {where.cells([(r, c, selected[r, c]) for r, c in low])}")
+                raise DataError(
+                    f"{source}: the model applies log1p and needs values > -1; "
+                    f"found {where.cells([(r, c, selected[r, c]) for r, c in low])}"
+                )
         if self.fill is None:
             bad = np.argwhere(~np.isfinite(selected))
             if len(bad):
-                raise DataError(f"{source}: NaN or inf values, which the model was trained to "
-                                f"refuse (missing_values=error): "
-                                f"{where.cells([(r, c, selected[r, c]) for r, c in bad])}")
+                raise DataError(
+                    f"{source}: NaN or inf values, which the model was trained to "
+                    f"refuse (missing_values=error): "
+                    f"{where.cells([(r, c, selected[r, c]) for r, c in bad])}"
+                )
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict:
         """Plain lists and tensors only, so checkpoints load with `weights_only=True`."""
-        return {"feature_names": list(self.feature_names_in),
-                "keep": torch.from_numpy(self.keep.copy()),
-                "log1p": self.log1p, "missing_values": self.missing_values,
-                "fill": None if self.fill is None else torch.from_numpy(self.fill.copy()),
-                "mean": torch.from_numpy(self.standardizer.mean.copy()),
-                "scale": torch.from_numpy(self.standardizer.scale.copy()),
-                "report": dict(self.report)}
+        return {
+            "feature_names": list(self.feature_names_in),
+            "keep": torch.from_numpy(self.keep.copy()),
+            "log1p": self.log1p,
+            "missing_values": self.missing_values,
+            "fill": None if self.fill is None else torch.from_numpy(self.fill.copy()),
+            "mean": torch.from_numpy(self.standardizer.mean.copy()),
+            "scale": torch.from_numpy(self.standardizer.scale.copy()),
+            "report": dict(self.report),
+        }
 
     @classmethod
     def from_state_dict(cls, state: Mapping) -> Preprocessor:
         fill = state["fill"]
-        return cls(state["feature_names"], state["keep"].numpy(), state["log1p"],
-                   state["missing_values"], None if fill is None else fill.numpy(),
-                   Standardizer(state["mean"].numpy(), state["scale"].numpy()),
-                   dict(state.get("report", {})))
+        return cls(
+            state["feature_names"],
+            state["keep"].numpy(),
+            state["log1p"],
+            state["missing_values"],
+            None if fill is None else fill.numpy(),
+            Standardizer(state["mean"].numpy(), state["scale"].numpy()),
+            dict(state.get("report", {})),
+        )
 
 
-def _training_medians(matrix: FeatureMatrix, train_rows: np.ndarray, log1p: bool,
-                      scan: _Scan) -> np.ndarray:
+def _training_medians(
+    matrix: FeatureMatrix, train_rows: np.ndarray, log1p: bool, scan: _Scan
+) -> np.ndarray:
     """Median of the finite training values of every feature, read in column blocks."""
     n, p = matrix.shape
     medians = np.zeros(p)
@@ -359,8 +421,8 @@ def _training_medians(matrix: FeatureMatrix, train_rows: np.ndarray, log1p: bool
             with np.errstate(invalid="ignore", divide="ignore"):
                 np.log1p(block, out=block)
         block[~np.isfinite(block)] = np.nan
-        has = scan.count[start:start + block.shape[1]] > 0
-        medians[start:start + block.shape[1]][has] = np.nanmedian(block[:, has], axis=0)
+        has = scan.count[start : start + block.shape[1]] > 0
+        medians[start : start + block.shape[1]][has] = np.nanmedian(block[:, has], axis=0)
     return medians
 
 

@@ -17,8 +17,13 @@ def loading(description: str, total: int, size_bytes: int) -> Iterator[Progress 
     if size_bytes < SHOW_FROM_BYTES:
         yield None
         return
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     with progress:
         progress.add_task(description, total=total)
         yield progress

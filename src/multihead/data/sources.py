@@ -39,8 +39,13 @@ def _synthetic(cfg: DictConfig) -> RawCohort:
 
     params = cfg.get("synthetic", {})
     cohort = make_cohort(seed=int(cfg.seed), **params)
-    return RawCohort(cohort.features, list(cohort.feature_names), cohort.samples,
-                     source="synthetic cohort", informative=dict(cohort.informative))
+    return RawCohort(
+        cohort.features,
+        list(cohort.feature_names),
+        cohort.samples,
+        source="synthetic cohort",
+        informative=dict(cohort.informative),
+    )
 
 
 def _table(cfg: DictConfig) -> RawCohort:
@@ -49,26 +54,44 @@ def _table(cfg: DictConfig) -> RawCohort:
     from multihead.data.table_reader import read_matrix
 
     sheet, sheet_path = read_sample_sheet(cfg.get("samples"), cfg.get("id_column"))
-    matrix = read_matrix(cfg.get("matrix"), "data.matrix",
-                         cfg.get("orientation", "samples_x_features"), cfg.get("matrix_index"))
-    aligned = align_samples(matrix.sample_ids, sheet, cfg.get("unmatched_samples", "error"),
-                            matrix.path, sheet_path)
-    return RawCohort(matrix.values, matrix.feature_names, aligned.samples,
-                     source=str(sheet_path), rows=aligned.rows,
-                     report={"samples": aligned.report})
+    matrix = read_matrix(
+        cfg.get("matrix"),
+        "data.matrix",
+        cfg.get("orientation", "samples_x_features"),
+        cfg.get("matrix_index"),
+    )
+    aligned = align_samples(
+        matrix.sample_ids, sheet, cfg.get("unmatched_samples", "error"), matrix.path, sheet_path
+    )
+    return RawCohort(
+        matrix.values,
+        matrix.feature_names,
+        aligned.samples,
+        source=str(sheet_path),
+        rows=aligned.rows,
+        report={"samples": aligned.report},
+    )
 
 
 def _anndata(cfg: DictConfig) -> RawCohort:
     """`data=anndata`: an .h5ad file, labels from `.obs`."""
     from multihead.data.anndata_reader import read_anndata
 
-    adata = read_anndata(cfg.get("path"), cfg.get("layer"), bool(cfg.get("backed", False)),
-                         cfg.get("id_column"), cfg.get("feature_column"))
+    adata = read_anndata(
+        cfg.get("path"),
+        cfg.get("layer"),
+        bool(cfg.get("backed", False)),
+        cfg.get("id_column"),
+        cfg.get("feature_column"),
+    )
     return RawCohort(adata.features, adata.feature_names, adata.obs, source=f"{adata.path} .obs")
 
 
 SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {
-    "synthetic": _synthetic, "table": _table, "anndata": _anndata}
+    "synthetic": _synthetic,
+    "table": _table,
+    "anndata": _anndata,
+}
 
 
 def load_raw_cohort(cfg: DictConfig) -> RawCohort:

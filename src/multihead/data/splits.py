@@ -32,8 +32,9 @@ def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int
     return strata
 
 
-def _check_class_sizes(labels: np.ndarray, task_names: list[str],
-                       class_names: Sequence[Sequence[str]] | None) -> None:
+def _check_class_sizes(
+    labels: np.ndarray, task_names: list[str], class_names: Sequence[Sequence[str]] | None
+) -> None:
     """Every class of every task needs 3 labelled samples to reach train, val and test."""
     for task_index, name in enumerate(task_names):
         column = labels[:, task_index]
@@ -42,8 +43,9 @@ def _check_class_sizes(labels: np.ndarray, task_names: list[str],
         if not rare:
             continue
         names = class_names[task_index] if class_names is not None else None
-        shown = [f"{names[c]!r} ({n} samples)" if names else f"index {c} ({n} samples)"
-                 for c, n in rare]
+        shown = [
+            f"{names[c]!r} ({n} samples)" if names else f"index {c} ({n} samples)" for c, n in rare
+        ]
         raise DataError(
             f"task {name!r}: class indices {[c for c, _ in rare]} = {', '.join(shown)} have "
             "fewer than 3 samples, too few to appear in train, val and test; merge them with "
@@ -53,8 +55,12 @@ def _check_class_sizes(labels: np.ndarray, task_names: list[str],
 
 
 def stratified_split(
-    labels: np.ndarray, task_names: list[str], val_fraction: float, test_fraction: float,
-    seed: int, class_names: Sequence[Sequence[str]] | None = None,
+    labels: np.ndarray,
+    task_names: list[str],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    class_names: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Sorted index arrays per split. Same labels + seed -> same split, whatever the model seed.
 
@@ -79,6 +85,7 @@ def stratified_split(
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=strata, random_state=seed)
     val_share = val_fraction / (1 - test_fraction)
     rest_strata = strata_from_labels(labels[rest], task_names, 2)
-    train, val = train_test_split(rest, test_size=val_share, stratify=rest_strata,
-                                  random_state=seed)
+    train, val = train_test_split(
+        rest, test_size=val_share, stratify=rest_strata, random_state=seed
+    )
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}

@@ -17,7 +17,7 @@ class Standardizer:
     def transform_(self, features: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """In place, chunk by chunk, so a large matrix is never copied whole."""
         for start in range(0, len(features), chunk):
-            block = features[start:start + chunk]
+            block = features[start : start + chunk]
             block -= self.mean
             block /= self.scale
         return features

@@ -61,9 +61,12 @@ class _Layout:
         return f"sample {sample!r} / feature {feature!r} = {value!r}"
 
 
-def read_matrix(path: str | Path | None, key: str = "data.matrix",
-                orientation: str = "samples_x_features",
-                index_column: str | None = None) -> MatrixFile:
+def read_matrix(
+    path: str | Path | None,
+    key: str = "data.matrix",
+    orientation: str = "samples_x_features",
+    index_column: str | None = None,
+) -> MatrixFile:
     """Read and check a matrix file; every problem is a DataError naming the file and key."""
     if orientation not in ORIENTATIONS:
         raise ConfigError(f"data.orientation={orientation!r}: choose one of {list(ORIENTATIONS)}")
@@ -80,12 +83,16 @@ def read_matrix(path: str | Path | None, key: str = "data.matrix",
 
 
 def _check_names(layout: _Layout, rows: list[str], columns: list[str]) -> None:
-    for kind, names, where in ((layout.row_kind, rows, "rows"),
-                               (layout.column_kind, columns, "header")):
+    for kind, names, where in (
+        (layout.row_kind, rows, "rows"),
+        (layout.column_kind, columns, "header"),
+    ):
         empty = [i for i, n in enumerate(names) if n == ""]
         if empty:
-            raise DataError(f"{layout.path} ({layout.key}): empty {kind[:-1]} in the {where} at "
-                            f"positions {examples(empty)}")
+            raise DataError(
+                f"{layout.path} ({layout.key}): empty {kind[:-1]} in the {where} at "
+                f"positions {examples(empty)}"
+            )
         dups = duplicated(names)
         if dups:
             positions = {d: [i for i, n in enumerate(names) if n == d][:3] for d in dups[:5]}
@@ -99,8 +106,10 @@ def _index_position(layout: _Layout, header: list[str], index_column: str | None
     if index_column is None:
         return 0
     if index_column not in header:
-        raise DataError(f"{layout.path}: column {index_column!r} (data.matrix_index) not found; "
-                        f"first columns: {header[:10]}")
+        raise DataError(
+            f"{layout.path}: column {index_column!r} (data.matrix_index) not found; "
+            f"first columns: {header[:10]}"
+        )
     return header.index(index_column)
 
 
@@ -146,13 +155,14 @@ def _non_numeric(layout: _Layout, chunk: pd.DataFrame, columns: list[str]) -> Da
     )
 
 
-def _read_text(layout: _Layout, fmt: FileFormat, index_column: str | None
-               ) -> tuple[np.ndarray, list[str], list[str]]:
+def _read_text(
+    layout: _Layout, fmt: FileFormat, index_column: str | None
+) -> tuple[np.ndarray, list[str], list[str]]:
     header = _read_header(layout, fmt)
     if not header:
         raise _empty(layout, "no header line")
     position = _index_position(layout, header, index_column)
-    columns = header[:position] + header[position + 1:]
+    columns = header[:position] + header[position + 1 :]
     if not columns:
         raise _empty(layout, f"no {layout.column_kind} besides the id column {header[position]!r}")
     _check_names(layout, [], columns)
@@ -171,16 +181,18 @@ def _read_text(layout: _Layout, fmt: FileFormat, index_column: str | None
     return _trim(values, len(ids), layout.by_sample), ids, columns
 
 
-def _put(values: np.ndarray, start: int, block_rows: int, j: int, column: np.ndarray,
-         by_sample: bool) -> None:
+def _put(
+    values: np.ndarray, start: int, block_rows: int, j: int, column: np.ndarray, by_sample: bool
+) -> None:
     if by_sample:
-        values[start:start + block_rows, j] = column
+        values[start : start + block_rows, j] = column
     else:
-        values[j, start:start + block_rows] = column
+        values[j, start : start + block_rows] = column
 
 
-def _fill_with_arrow(layout: _Layout, fmt: FileFormat, width: int, position: int,
-                     values: np.ndarray, bar) -> list[str]:
+def _fill_with_arrow(
+    layout: _Layout, fmt: FileFormat, width: int, position: int, values: np.ndarray, bar
+) -> list[str]:
     """pyarrow's streaming, multi-threaded parser: about 2x faster than pandas.read_csv on
     wide files and without a DataFrame per chunk. Raises ArrowInvalid on any bad cell."""
     import pyarrow as pa
@@ -191,10 +203,11 @@ def _fill_with_arrow(layout: _Layout, fmt: FileFormat, width: int, position: int
     types[names[position]] = pa.string()
     stream = pa.input_stream(str(layout.path), compression="gzip" if fmt.gzipped else None)
     reader = pacsv.open_csv(
-        stream, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
-                                               block_size=32 << 20),
+        stream,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=32 << 20),
         parse_options=pacsv.ParseOptions(delimiter=fmt.separator),
-        convert_options=pacsv.ConvertOptions(column_types=types))
+        convert_options=pacsv.ConvertOptions(column_types=types),
+    )
     ids: list[str] = []
     for batch in reader:
         start, k = len(ids), batch.num_rows
@@ -202,8 +215,14 @@ def _fill_with_arrow(layout: _Layout, fmt: FileFormat, width: int, position: int
         j = 0
         for i in range(width):
             if i != position:
-                _put(values, start, k, j, batch.column(i).to_numpy(zero_copy_only=False),
-                     layout.by_sample)
+                _put(
+                    values,
+                    start,
+                    k,
+                    j,
+                    batch.column(i).to_numpy(zero_copy_only=False),
+                    layout.by_sample,
+                )
                 j += 1
         ids += ["" if i is None else i.strip() for i in batch.column(position).to_pylist()]
         advance(bar, k)
@@ -212,18 +231,34 @@ def _fill_with_arrow(layout: _Layout, fmt: FileFormat, width: int, position: int
 
 def _check_capacity(layout: _Layout, values: np.ndarray, rows: int) -> None:
     if rows > (values.shape[0] if layout.by_sample else values.shape[1]):
-        raise DataError(f"{layout.path} ({layout.key}): more rows than lines counted; "
-                        "does it use lone carriage returns as line ends?")
+        raise DataError(
+            f"{layout.path} ({layout.key}): more rows than lines counted; "
+            "does it use lone carriage returns as line ends?"
+        )
 
 
-def _fill_with_pandas(layout: _Layout, fmt: FileFormat, width: int, position: int,
-                      columns: list[str], values: np.ndarray, bar) -> list[str]:
+def _fill_with_pandas(
+    layout: _Layout,
+    fmt: FileFormat,
+    width: int,
+    position: int,
+    columns: list[str],
+    values: np.ndarray,
+    bar,
+) -> list[str]:
     """pandas, chunk by chunk: slower, but it finds the offending cells for the message."""
     names = [f"c{i}" for i in range(width)]
-    reader = pd.read_csv(layout.path, sep=fmt.separator, index_col=position, header=0,
-                         names=names, dtype={names[position]: str},
-                         chunksize=chunk_rows(len(columns), 16 << 20),
-                         skip_blank_lines=True, compression="gzip" if fmt.gzipped else None)
+    reader = pd.read_csv(
+        layout.path,
+        sep=fmt.separator,
+        index_col=position,
+        header=0,
+        names=names,
+        dtype={names[position]: str},
+        chunksize=chunk_rows(len(columns), 16 << 20),
+        skip_blank_lines=True,
+        compression="gzip" if fmt.gzipped else None,
+    )
     ids: list[str] = []
     try:
         for chunk in reader:
@@ -233,15 +268,17 @@ def _fill_with_pandas(layout: _Layout, fmt: FileFormat, width: int, position: in
             block = chunk.to_numpy(dtype=np.float32)
             _check_capacity(layout, values, len(ids) + len(block))
             if layout.by_sample:
-                values[len(ids):len(ids) + len(block)] = block
+                values[len(ids) : len(ids) + len(block)] = block
             else:
-                values[:, len(ids):len(ids) + len(block)] = block.T
+                values[:, len(ids) : len(ids) + len(block)] = block.T
             ids += ["" if pd.isna(i) else str(i).strip() for i in chunk.index]
             advance(bar, len(block))
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise DataError(f"{layout.path} ({layout.key}): cannot parse as "
-                        f"{'tab' if fmt.separator == chr(9) else 'comma'}-separated text: "
-                        f"{err}") from None
+        raise DataError(
+            f"{layout.path} ({layout.key}): cannot parse as "
+            f"{'tab' if fmt.separator == chr(9) else 'comma'}-separated text: "
+            f"{err}"
+        ) from None
     return ids
 
 
@@ -258,8 +295,9 @@ def _trim(values: np.ndarray, n_read: int, by_sample: bool) -> np.ndarray:
 def _parquet_index(layout: _Layout, names: list[str], schema, index_column: str | None) -> int:
     """The id column: as configured, else a pandas-written index, else the first column."""
     if index_column is None:
-        stored = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
-                  if isinstance(c, str)]
+        stored = [
+            c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)
+        ]
         index_column = stored[0] if stored else None
     return _index_position(layout, names, index_column)
 
@@ -268,35 +306,55 @@ def _check_parquet_types(layout: _Layout, parquet, names: list[str], position: i
     import pyarrow as pa
 
     def numeric(t) -> bool:
-        return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-                or pa.types.is_decimal(t) or pa.types.is_null(t))
+        return (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t)
+            or pa.types.is_null(t)
+        )
 
     schema = parquet.schema_arrow
     text = [n for i, n in enumerate(names) if i != position and not numeric(schema.field(i).type)]
     if not text:
         return
     first = parquet.read_row_group(0, columns=[names[position], *text[:5]]).to_pandas()
-    cells = [layout.cell(str(r), c, v) for c in text[:5]
-             for r, v in zip(first[names[position]], first[c], strict=True) if v is not None][:5]
-    raise DataError(f"{layout.path} ({layout.key}): non-numeric columns "
-                    f"{examples(text)} (types {[str(schema.field(n).type) for n in text[:3]]}), "
-                    f"e.g. {examples(cells)}")
+    cells = [
+        layout.cell(str(r), c, v)
+        for c in text[:5]
+        for r, v in zip(first[names[position]], first[c], strict=True)
+        if v is not None
+    ][:5]
+    raise DataError(
+        f"{layout.path} ({layout.key}): non-numeric columns "
+        f"{examples(text)} (types {[str(schema.field(n).type) for n in text[:3]]}), "
+        f"e.g. {examples(cells)}"
+    )
 
 
-def _read_row_group(parquet, group: int, columns: list[str], values: np.ndarray, start: int,
-                    rows: int, by_sample: bool) -> None:
+def _read_row_group(
+    parquet,
+    group: int,
+    columns: list[str],
+    values: np.ndarray,
+    start: int,
+    rows: int,
+    by_sample: bool,
+) -> None:
     """One row group, a block of columns at a time: decoding all 20,000 columns of a wide
     row group at once (as iter_batches does) costs several times the matrix in memory."""
     width = max(1, (64 << 20) // max(1, 8 * rows))
     for first in range(0, len(columns), width):
-        block = parquet.read_row_group(group, columns=columns[first:first + width],
-                                       use_threads=False)
+        block = parquet.read_row_group(
+            group, columns=columns[first : first + width], use_threads=False
+        )
         for j, column in enumerate(block.columns, start=first):
             _put(values, start, rows, j, column.to_numpy(), by_sample)
 
 
-def _read_parquet(layout: _Layout, index_column: str | None
-                  ) -> tuple[np.ndarray, list[str], list[str]]:
+def _read_parquet(
+    layout: _Layout, index_column: str | None
+) -> tuple[np.ndarray, list[str], list[str]]:
     import pyarrow.parquet as pq
 
     try:
@@ -305,7 +363,7 @@ def _read_parquet(layout: _Layout, index_column: str | None
         raise DataError(f"{layout.path} ({layout.key}): unreadable parquet file: {err}") from None
     names = [str(n) for n in parquet.schema_arrow.names]
     position = _parquet_index(layout, names, parquet.schema_arrow, index_column)
-    columns = names[:position] + names[position + 1:]
+    columns = names[:position] + names[position + 1 :]
     if not columns:
         raise _empty(layout, f"no {layout.column_kind} besides the id column {names[position]!r}")
     _check_names(layout, [], columns)
@@ -319,9 +377,14 @@ def _read_parquet(layout: _Layout, index_column: str | None
     with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
         for group in range(parquet.metadata.num_row_groups):
             start = len(ids)
-            ids += ["" if i is None else str(i).strip() for i in parquet.read_row_group(
-                group, columns=[names[position]]).column(0).to_pylist()]
-            _read_row_group(parquet, group, columns, values, start, len(ids) - start,
-                            layout.by_sample)
+            ids += [
+                "" if i is None else str(i).strip()
+                for i in parquet.read_row_group(group, columns=[names[position]])
+                .column(0)
+                .to_pylist()
+            ]
+            _read_row_group(
+                parquet, group, columns, values, start, len(ids) - start, layout.by_sample
+            )
             advance(bar, len(ids) - start)
     return values, ids, columns

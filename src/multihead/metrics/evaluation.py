@@ -24,27 +24,42 @@ class EvaluationMetrics(nn.Module):
     `probabilistic`: per task, whether its loss gives class probabilities (default: all).
     """
 
-    def __init__(self, layout: TaskLayout, diagnostics: Sequence[str] | Mapping[str, Sequence[str]],
-                 keep_predictions: bool, probabilistic: Sequence[bool] | None = None):
+    def __init__(
+        self,
+        layout: TaskLayout,
+        diagnostics: Sequence[str] | Mapping[str, Sequence[str]],
+        keep_predictions: bool,
+        probabilistic: Sequence[bool] | None = None,
+    ):
         super().__init__()
         self.layout = layout
         probabilistic = [True] * len(layout.tasks) if probabilistic is None else probabilistic
-        self.tasks = nn.ModuleDict({t.name: TaskMetrics(t, p)
-                                    for t, p in zip(layout.tasks, probabilistic, strict=True)})
+        self.tasks = nn.ModuleDict(
+            {t.name: TaskMetrics(t, p) for t, p in zip(layout.tasks, probabilistic, strict=True)}
+        )
         self.joint = JointAccuracy()
         self.loss = MeanMetric()
         if not isinstance(diagnostics, Mapping):
             diagnostics = {name: layout.names for name in diagnostics}
-        self.diagnostics = nn.ModuleDict({
-            name: nn.ModuleDict({task: MeanMetric() for task in tasks})
-            for name, tasks in diagnostics.items()
-        })
+        self.diagnostics = nn.ModuleDict(
+            {
+                name: nn.ModuleDict({task: MeanMetric() for task in tasks})
+                for name, tasks in diagnostics.items()
+            }
+        )
         self.predictions = PredictionStore() if keep_predictions else None
 
-    def update(self, probs: list[torch.Tensor | None], labels: torch.Tensor, values: torch.Tensor,
-               index: torch.Tensor, loss: torch.Tensor, flags: dict[str, torch.Tensor],
-               preds: torch.Tensor | None = None,
-               years: list[torch.Tensor | None] | None = None) -> None:
+    def update(
+        self,
+        probs: list[torch.Tensor | None],
+        labels: torch.Tensor,
+        values: torch.Tensor,
+        index: torch.Tensor,
+        loss: torch.Tensor,
+        flags: dict[str, torch.Tensor],
+        preds: torch.Tensor | None = None,
+        years: list[torch.Tensor | None] | None = None,
+    ) -> None:
         """`preds` (batch, tasks): decoded classes, default the argmax of each task's `probs`;
         `years`: per task a point estimate in raw units, or None."""
         if preds is None:
@@ -62,8 +77,9 @@ class EvaluationMetrics(nn.Module):
                 if labelled.any():
                     metric.update(flags[name][labelled, j].float())
         if self.predictions is not None:
-            self.predictions.update(index, self._probs_matrix(probs, preds), preds,
-                                    self._years_matrix(years, preds))
+            self.predictions.update(
+                index, self._probs_matrix(probs, preds), preds, self._years_matrix(years, preds)
+            )
 
     @staticmethod
     def _probs_matrix(probs: list[torch.Tensor | None], preds: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,16 @@ def per_class_table(stat_scores: np.ndarray, classes: list[str]) -> pd.DataFrame
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
     f1 = _ratio(2 * precision * recall, precision + recall)
-    return pd.DataFrame({
-        "class": classes, "tp": tp.astype(int), "fp": fp.astype(int), "tn": tn.astype(int),
-        "fn": fn.astype(int), "support": support.astype(int),
-        "precision": precision, "recall": recall, "f1": f1,
-    })
+    return pd.DataFrame(
+        {
+            "class": classes,
+            "tp": tp.astype(int),
+            "fp": fp.astype(int),
+            "tn": tn.astype(int),
+            "fn": fn.astype(int),
+            "support": support.astype(int),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    )

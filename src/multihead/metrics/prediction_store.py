@@ -26,8 +26,13 @@ class PredictionStore(Metric):
         for name in StoredPredictions._fields:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, index: torch.Tensor, probs: torch.Tensor,
-               preds: torch.Tensor | None = None, years: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        index: torch.Tensor,
+        probs: torch.Tensor,
+        preds: torch.Tensor | None = None,
+        years: torch.Tensor | None = None,
+    ) -> None:
         self.index.append(index)
         self.probs.append(probs)
         if preds is not None:
@@ -46,5 +51,6 @@ class PredictionStore(Metric):
                 return None
             return dim_zero_cat(state)[order]
 
-        return StoredPredictions(index[order], column(self.probs), column(self.preds),
-                                 column(self.years))
+        return StoredPredictions(
+            index[order], column(self.probs), column(self.preds), column(self.years)
+        )

@@ -41,29 +41,50 @@ class TaskMetrics(nn.Module):
         k = task.num_classes
         self.task = task
         self.probabilistic = probabilistic
-        self.scalars = MetricCollection({
-            "accuracy": MulticlassAccuracy(k, average="micro"),
-            "balanced_accuracy": MulticlassRecall(k, average="macro"),
-            "f1_macro": MulticlassF1Score(k, average="macro"),
-        })
-        self.probability_scalars = MetricCollection({
-            # per class, averaged in compute_scalars: torchmetrics' macro scores a class with
-            # no positives as 0 and still divides by k, which understates AUROC
-            "auroc_macro": MulticlassAUROC(k, average="none", thresholds=None),
-            "ece": MulticlassCalibrationError(k, n_bins=ECE_BINS, norm="l1"),
-        }) if probabilistic else None
+        self.scalars = MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(k, average="micro"),
+                "balanced_accuracy": MulticlassRecall(k, average="macro"),
+                "f1_macro": MulticlassF1Score(k, average="macro"),
+            }
+        )
+        self.probability_scalars = (
+            MetricCollection(
+                {
+                    # per class, averaged in compute_scalars: torchmetrics' macro scores a
+                    # class with no positives as 0 and still divides by k (understates AUROC)
+                    "auroc_macro": MulticlassAUROC(k, average="none", thresholds=None),
+                    "ece": MulticlassCalibrationError(k, n_bins=ECE_BINS, norm="l1"),
+                }
+            )
+            if probabilistic
+            else None
+        )
         self.confusion = MulticlassConfusionMatrix(k)
         self.stat_scores = MulticlassStatScores(k, average=None)
-        self.ordinal = MetricCollection({
-            "mae_years": MeanMetric(),
-            "within_one_bin_accuracy": MeanMetric(),
-        }) if task.is_binned else None
+        self.ordinal = (
+            MetricCollection(
+                {
+                    "mae_years": MeanMetric(),
+                    "within_one_bin_accuracy": MeanMetric(),
+                }
+            )
+            if task.is_binned
+            else None
+        )
         if task.is_binned:
-            self.register_buffer("midpoints", torch.tensor(task.midpoints, dtype=torch.float32),
-                                 persistent=False)
+            self.register_buffer(
+                "midpoints", torch.tensor(task.midpoints, dtype=torch.float32), persistent=False
+            )
 
-    def update(self, probs: torch.Tensor | None, target: torch.Tensor, value: torch.Tensor,
-               preds: torch.Tensor | None = None, years: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        probs: torch.Tensor | None,
+        target: torch.Tensor,
+        value: torch.Tensor,
+        preds: torch.Tensor | None = None,
+        years: torch.Tensor | None = None,
+    ) -> None:
         """`preds`: decoded classes (default: argmax of `probs`); `years`: a point estimate in
         raw units for the MAE (default: the predicted bin's midpoint)."""
         if preds is None:
@@ -81,8 +102,7 @@ class TaskMetrics(nn.Module):
             true_years = torch.where(torch.isnan(value), self.midpoints[target], value)
             estimate = self.midpoints[preds] if years is None else years[keep]
             self.ordinal["mae_years"].update((estimate - true_years).abs())
-            self.ordinal["within_one_bin_accuracy"].update(
-                ((preds - target).abs() <= 1).float())
+            self.ordinal["within_one_bin_accuracy"].update(((preds - target).abs() <= 1).float())
 
     def compute_scalars(self) -> dict[str, float | None]:
         out = {k: float(v) for k, v in self.scalars.compute().items()}
@@ -98,7 +118,12 @@ class TaskMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
-        for m in (self.scalars, self.probability_scalars, self.confusion, self.stat_scores,
-                  self.ordinal):
+        for m in (
+            self.scalars,
+            self.probability_scalars,
+            self.confusion,
+            self.stat_scores,
+            self.ordinal,
+        ):
             if m is not None:
                 m.reset()

@@ -21,8 +21,9 @@ class MultiTaskNet(nn.Module):
         return self.head(self.trunk(x))
 
 
-def build_network(model_cfg: DictConfig, head_cfg: DictConfig, layout: TaskLayout,
-                  in_features: int) -> MultiTaskNet:
+def build_network(
+    model_cfg: DictConfig, head_cfg: DictConfig, layout: TaskLayout, in_features: int
+) -> MultiTaskNet:
     """Trunk first, then head: the fixed order that makes equal seeds give equal weights.
 
     A head that does not share a trunk (`separate`) builds its own per task from the same

@@ -9,8 +9,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 
-def mlp_trunk(in_features: int, hidden: Sequence[int], latent: int,
-              dropout: float) -> nn.Sequential:
+def mlp_trunk(
+    in_features: int, hidden: Sequence[int], latent: int, dropout: float
+) -> nn.Sequential:
     """Linear-ReLU-Dropout blocks ending in a ReLU latent layer of width `latent`."""
     layers: list[nn.Module] = []
     width = in_features
@@ -34,8 +35,12 @@ class TrunkSpec:
 
     @classmethod
     def from_config(cls, trunk_cfg: DictConfig, in_features: int) -> TrunkSpec:
-        return cls(int(in_features), tuple(int(h) for h in trunk_cfg.hidden),
-                   int(trunk_cfg.latent), float(trunk_cfg.dropout))
+        return cls(
+            int(in_features),
+            tuple(int(h) for h in trunk_cfg.hidden),
+            int(trunk_cfg.latent),
+            float(trunk_cfg.dropout),
+        )
 
     def build(self) -> nn.Sequential:
         return mlp_trunk(self.in_features, self.hidden, self.latent, self.dropout)

@@ -41,9 +41,17 @@ def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> Tes
     def to_numpy(t):
         return None if t is None else t.cpu().numpy()
 
-    return TestResults(scalars, confusion, stats, to_numpy(stored.index), to_numpy(stored.probs),
-                       loss.name, preds=to_numpy(stored.preds), years=to_numpy(stored.years),
-                       has_probabilities={n: m.probabilistic for n, m in metrics.tasks.items()})
+    return TestResults(
+        scalars,
+        confusion,
+        stats,
+        to_numpy(stored.index),
+        to_numpy(stored.probs),
+        loss.name,
+        preds=to_numpy(stored.preds),
+        years=to_numpy(stored.years),
+        has_probabilities={n: m.probabilistic for n, m in metrics.tasks.items()},
+    )
 
 
 def nested_scalars(scalars: dict[str, float], task_names: list[str]) -> dict:
@@ -65,7 +73,7 @@ def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFr
     start = 0
     for j, task in enumerate(cohort.tasks):
         has_probs = (results.has_probabilities or {}).get(task.name, True)
-        probs = results.probs[:, start:start + task.num_classes] if has_probs else None
+        probs = results.probs[:, start : start + task.num_classes] if has_probs else None
         start += task.num_classes if has_probs else 0
         classes = np.asarray(task.classes, dtype=object)
         true = labels[:, j]
@@ -90,12 +98,20 @@ def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort
     for task in cohort.tasks:
         matrix = results.confusion[task.name]
         summary["tasks"][task.name]["n"] = int(matrix.sum())
-        frame = pd.DataFrame(matrix, index=pd.Index(task.classes, name="true"),
-                             columns=pd.Index(task.classes, name="predicted"))
+        frame = pd.DataFrame(
+            matrix,
+            index=pd.Index(task.classes, name="true"),
+            columns=pd.Index(task.classes, name="predicted"),
+        )
         frame.to_csv(out / f"confusion_{task.name}.csv")
-        plot_confusion(matrix, list(task.classes), f"{task.name}: test confusion matrix",
-                       out / f"confusion_{task.name}.png")
+        plot_confusion(
+            matrix,
+            list(task.classes),
+            f"{task.name}: test confusion matrix",
+            out / f"confusion_{task.name}.png",
+        )
         per_class_table(results.stat_scores[task.name], list(task.classes)).to_csv(
-            out / f"per_class_{task.name}.csv", index=False)
+            out / f"per_class_{task.name}.csv", index=False
+        )
     predictions_frame(results, cohort).to_csv(out / "predictions.csv", index=False)
     (out / METRICS_FILE).write_text(json.dumps(summary, indent=2))

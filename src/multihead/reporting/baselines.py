@@ -76,8 +76,9 @@ def score(cohort: PreparedCohort, probs: list[np.ndarray]) -> dict[str, float]:
     out: dict[str, float] = {}
     for j, task in enumerate(cohort.tasks):
         metrics = TaskMetrics(task)
-        metrics.update(torch.tensor(probs[j], dtype=torch.float32), labels[:, j],
-                       cohort.values[test, j])
+        metrics.update(
+            torch.tensor(probs[j], dtype=torch.float32), labels[:, j], cohort.values[test, j]
+        )
         out.update({f"{task.name}/{k}": v for k, v in metrics.compute_scalars().items()})
     joint = JointAccuracy()
     joint.update(torch.stack([torch.from_numpy(p.argmax(axis=1)) for p in probs], dim=1), labels)
@@ -94,8 +95,10 @@ def _check_split(cohort: PreparedCohort, job_dir: Path) -> str:
     saved_test = set(saved.loc[saved["split"] == "test", "sample_id"])
     rebuilt = {cohort.sample_ids[i] for i in cohort.splits["test"]}
     if saved_test != rebuilt:
-        return (f"the rebuilt test split differs from {path} ({len(saved_test ^ rebuilt)} "
-                "samples); reference rows may not be comparable")
+        return (
+            f"the rebuilt test split differs from {path} ({len(saved_test ^ rebuilt)} "
+            "samples); reference rows may not be comparable"
+        )
     return ""
 
 
@@ -109,10 +112,16 @@ def reference_scores(cohort: PreparedCohort) -> tuple[pd.DataFrame, list[str]]:
         probs, c = logistic_probs(cohort, j)
         logistic.append(probs)
         chosen.append(f"{task.name}: C={c:g}")
-    rows = pd.DataFrame([{"variant": MAJORITY, **score(cohort, majority)},
-                         {"variant": LOGISTIC, **score(cohort, logistic)}])
-    note = (f"{LOGISTIC}: L2, C picked from {list(C_GRID)} by validation balanced accuracy "
-            f"({'; '.join(chosen)}); fitted on the training split, scored on test")
+    rows = pd.DataFrame(
+        [
+            {"variant": MAJORITY, **score(cohort, majority)},
+            {"variant": LOGISTIC, **score(cohort, logistic)},
+        ]
+    )
+    note = (
+        f"{LOGISTIC}: L2, C picked from {list(C_GRID)} by validation balanced accuracy "
+        f"({'; '.join(chosen)}); fitted on the training split, scored on test"
+    )
     return rows, [note]
 
 
@@ -137,8 +146,9 @@ def reference_metrics(runs: pd.DataFrame) -> ReferenceResult:
         try:
             cohort = prepare_cohort(OmegaConf.create(key))
         except Exception as err:
-            notes.append(f"no reference rows for the data of {job_dir.name}: "
-                         f"{type(err).__name__}: {err}")
+            notes.append(
+                f"no reference rows for the data of {job_dir.name}: {type(err).__name__}: {err}"
+            )
             continue
         rows, made = reference_scores(cohort)
         if len(groups) > 1:

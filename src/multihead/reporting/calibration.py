@@ -17,8 +17,9 @@ from multihead.reporting.job_files import pooled_predictions, task_probabilities
 ECE_BINS = 15  # = multihead.metrics.task_metrics.ECE_BINS (not imported: that pulls in torch)
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray,
-                     n_bins: int = ECE_BINS) -> pd.DataFrame:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS
+) -> pd.DataFrame:
     """One row per bin: edges, count, mean confidence and accuracy (NaN when empty)."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     index = np.searchsorted(edges, confidence, side="right") - 1
@@ -26,11 +27,15 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray,
     for b in range(n_bins + 1):
         inside = index == b
         count = int(inside.sum())
-        rows.append({
-            "lower": edges[b], "upper": edges[min(b + 1, n_bins)], "count": count,
-            "confidence": float(confidence[inside].mean()) if count else np.nan,
-            "accuracy": float(correct[inside].mean()) if count else np.nan,
-        })
+        rows.append(
+            {
+                "lower": edges[b],
+                "upper": edges[min(b + 1, n_bins)],
+                "count": count,
+                "confidence": float(confidence[inside].mean()) if count else np.nan,
+                "accuracy": float(correct[inside].mean()) if count else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -83,12 +88,21 @@ def plot_reliability(bins_by_variant: dict[str, pd.DataFrame], task: str) -> Fig
         used = bins[bins["count"] > 0]
         width = 1.0 / (len(bins) - 1)
         share = used["count"] / used["count"].sum()
-        ax.bar(used["lower"] + width / 2, share, width=width * 0.9, color="0.85",
-               label="share of samples")
+        ax.bar(
+            used["lower"] + width / 2,
+            share,
+            width=width * 0.9,
+            color="0.85",
+            label="share of samples",
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="0.5", lw=1, label="perfect calibration")
         ax.plot(used["confidence"], used["accuracy"], "o-", color="C0", label="accuracy")
-        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence (top class)",
-               title=f"{variant}\nECE={expected_calibration_error(bins):.3f}")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+            xlabel="confidence (top class)",
+            title=f"{variant}\nECE={expected_calibration_error(bins):.3f}",
+        )
         ax.title.set_fontsize(9)
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=7, loc="upper left")

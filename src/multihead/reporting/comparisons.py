@@ -30,8 +30,10 @@ def choose_reference(variants: list[str], requested: str) -> tuple[str, str]:
         return requested[: -len("+fixed")], ""
     if not variants:
         raise ValueError("no finished job to compare")
-    return variants[0], (f"reference {requested!r} is not in this sweep; comparing against "
-                         f"{variants[0]!r} instead (choose with --reference)")
+    return variants[0], (
+        f"reference {requested!r} is not in this sweep; comparing against "
+        f"{variants[0]!r} instead (choose with --reference)"
+    )
 
 
 def per_seed(runs: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -39,8 +41,9 @@ def per_seed(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     done = ok_runs(runs)
     values = pd.to_numeric(done[column], errors="coerce")
     frame = done.assign(value=values)
-    return frame.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean",
-                             dropna=False, sort=False)
+    return frame.pivot_table(
+        index="seed", columns="variant", values="value", aggfunc="mean", dropna=False, sort=False
+    )
 
 
 def _fmt(x: float) -> str:
@@ -69,8 +72,10 @@ def sentence(row: pd.Series | dict, alpha: float = ALPHA) -> str:
         verb = "beats" if gain > 0 else "is worse than"
         lo, hi = sorted((abs(low), abs(high)))
         return f"{v} {verb} {r} on {what} by {_fmt(abs(diff))} [{_fmt(lo)}, {_fmt(hi)}], {stats}."
-    return (f"{v} and {r} do not differ clearly on {what}: {v} - {r} = {diff:+.3f} "
-            f"[{_fmt(low)}, {_fmt(high)}], {stats}.")
+    return (
+        f"{v} and {r} do not differ clearly on {what}: {v} - {r} = {diff:+.3f} "
+        f"[{_fmt(low)}, {_fmt(high)}], {stats}."
+    )
 
 
 def verdict(p_holm: float, gain: float, identical: bool, alpha: float = ALPHA) -> str:
@@ -84,8 +89,9 @@ def verdict(p_holm: float, gain: float, identical: bool, alpha: float = ALPHA) -
     return "better" if gain > 0 else "worse"
 
 
-def compare(runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
-            alpha: float = ALPHA) -> pd.DataFrame:
+def compare(
+    runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE, alpha: float = ALPHA
+) -> pd.DataFrame:
     """One row per (variant, key metric): paired statistics against `reference`, the
     Holm-adjusted p-value, a verdict (better/worse/unclear/same/untested) and the sentence.
     `reference` must be a label from `runs['variant']` (see `choose_reference`)."""
@@ -98,16 +104,17 @@ def compare(runs: pd.DataFrame, reference: str = DEFAULT_REFERENCE,
             if variant == reference or reference not in table:
                 continue
             test = paired_test(table[variant], table[reference])
-            rows.append({"variant": variant, "reference": reference, "metric": column,
-                         **test.as_dict()})
+            rows.append(
+                {"variant": variant, "reference": reference, "metric": column, **test.as_dict()}
+            )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     frame["p_holm"] = holm(frame["p"].where(~frame["identical"]))
-    gain = np.where([higher_is_better(m) for m in frame["metric"]], frame["diff"],
-                    -frame["diff"])
-    frame["verdict"] = [verdict(p, g, same, alpha)
-                        for p, g, same in zip(frame["p_holm"], gain, frame["identical"],
-                                              strict=True)]
+    gain = np.where([higher_is_better(m) for m in frame["metric"]], frame["diff"], -frame["diff"])
+    frame["verdict"] = [
+        verdict(p, g, same, alpha)
+        for p, g, same in zip(frame["p_holm"], gain, frame["identical"], strict=True)
+    ]
     frame["sentence"] = [sentence(row, alpha) for _, row in frame.iterrows()]
     return frame

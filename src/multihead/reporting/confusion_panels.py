@@ -25,8 +25,9 @@ def plot_confusions(runs: pd.DataFrame, task: str) -> Figure:
     image = None
     for ax, (variant, matrix) in zip(axes, matrices.items(), strict=True):
         seeds = int((ok_runs(runs)["variant"] == variant).sum())
-        image = draw_confusion(ax, matrix.to_numpy(), [str(c) for c in matrix.columns],
-                               f"{variant}")
+        image = draw_confusion(
+            ax, matrix.to_numpy(), [str(c) for c in matrix.columns], f"{variant}"
+        )
         ax.title.set_fontsize(9)
         ax.set_xlabel(f"predicted ({seeds} seeds summed)", fontsize=8)
     if image is not None:

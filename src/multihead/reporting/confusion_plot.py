@@ -25,8 +25,15 @@ def draw_confusion(ax, matrix: np.ndarray, classes: list[str], title: str):
     for i in range(k):
         for j in range(k):
             if matrix[i, j]:
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
     return image
 
 

@@ -8,9 +8,15 @@ from rich.console import Console
 from rich.table import Table
 
 TASK_COLUMNS = {
-    "accuracy": "acc", "balanced_accuracy": "bal_acc", "f1_macro": "F1", "auroc_macro": "AUROC",
-    "ece": "ECE", "mae_years": "MAE (y)", "within_one_bin_accuracy": "±1 bin",
-    "incoherent_rate": "incoherent", "n": "n",
+    "accuracy": "acc",
+    "balanced_accuracy": "bal_acc",
+    "f1_macro": "F1",
+    "auroc_macro": "AUROC",
+    "ece": "ECE",
+    "mae_years": "MAE (y)",
+    "within_one_bin_accuracy": "±1 bin",
+    "incoherent_rate": "incoherent",
+    "n": "n",
 }
 
 

@@ -19,8 +19,11 @@ LINE_STYLES = ("-", "--", "-.", ":")  # variants that train identically stay vis
 def curve_columns(curves: pd.DataFrame) -> list[str]:
     """`val/loss`, then `val/<task>/balanced_accuracy` for each task, as logged."""
     columns = [c for c in curves.columns if c == "val/loss"]
-    columns += [c for c in curves.columns
-                if c.startswith("val/") and c.count("/") == 2 and c.endswith(CURVE_METRICS[1])]
+    columns += [
+        c
+        for c in curves.columns
+        if c.startswith("val/") and c.count("/") == 2 and c.endswith(CURVE_METRICS[1])
+    ]
     return columns
 
 
@@ -36,8 +39,14 @@ def plot_validation_curves(curves: pd.DataFrame) -> Figure:
             for _, seed in part.groupby("seed"):
                 ax.plot(seed["epoch"], seed[column], color=f"C{i}", lw=0.6, alpha=0.35)
             mean = part.groupby("epoch")[column].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=f"C{i}", lw=2, label=variant,
-                    ls=LINE_STYLES[i % len(LINE_STYLES)])
+            ax.plot(
+                mean.index,
+                mean.to_numpy(),
+                color=f"C{i}",
+                lw=2,
+                label=variant,
+                ls=LINE_STYLES[i % len(LINE_STYLES)],
+            )
         title = f"validation {label(column.removeprefix('val/'))}"
         if column == "val/loss":
             title += "\n(each variant's own loss: compare shapes, not levels)"

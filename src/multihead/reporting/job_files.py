@@ -34,8 +34,11 @@ def read_confusion(job_dir: str | Path, task: str) -> pd.DataFrame:
 
 def pooled_confusion(runs: pd.DataFrame, variant: str, task: str) -> pd.DataFrame:
     """The variant's confusion matrix for `task`, summed over its seeds."""
-    frames = [read_confusion(p, task) for p in _job_paths(runs, variant)
-              if (p / f"confusion_{task}.csv").exists()]
+    frames = [
+        read_confusion(p, task)
+        for p in _job_paths(runs, variant)
+        if (p / f"confusion_{task}.csv").exists()
+    ]
     if not frames:
         raise FileNotFoundError(f"no confusion_{task}.csv for variant {variant!r}")
     total = frames[0].copy()
@@ -59,8 +62,9 @@ def pooled_per_class(runs: pd.DataFrame, variant: str, task: str) -> pd.DataFram
     total = total.reset_index()
     total["precision"] = _ratio(total["tp"], total["tp"] + total["fp"])
     total["recall"] = _ratio(total["tp"], total["tp"] + total["fn"])
-    total["f1"] = _ratio(2 * total["precision"] * total["recall"],
-                         total["precision"] + total["recall"])
+    total["f1"] = _ratio(
+        2 * total["precision"] * total["recall"], total["precision"] + total["recall"]
+    )
     total.insert(0, "seeds", len(paths))
     return total
 
@@ -73,7 +77,7 @@ def task_probabilities(predictions: pd.DataFrame, task: str) -> tuple[np.ndarray
     """The `task_p[class]` columns as an (n, k) array, with the class names in order."""
     prefix = f"{task}_p["
     columns = [c for c in predictions.columns if c.startswith(prefix)]
-    return predictions[columns].to_numpy(float), [c[len(prefix):-1] for c in columns]
+    return predictions[columns].to_numpy(float), [c[len(prefix) : -1] for c in columns]
 
 
 def pooled_predictions(runs: pd.DataFrame, variant: str) -> pd.DataFrame:

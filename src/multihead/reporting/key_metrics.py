@@ -8,14 +8,29 @@ KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years
 JOINT = "joint_accuracy"
 LOWER_IS_BETTER = frozenset({"ece", "mae_years", "incoherent_rate", "loss"})
 LABELS = {
-    "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1", "auroc_macro": "AUROC",
-    "ece": "ECE", "mae_years": "MAE (years)", "incoherent_rate": "incoherent rate",
-    "accuracy": "accuracy", "within_one_bin_accuracy": "within-one-bin accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "f1_macro": "macro F1",
+    "auroc_macro": "AUROC",
+    "ece": "ECE",
+    "mae_years": "MAE (years)",
+    "incoherent_rate": "incoherent rate",
+    "accuracy": "accuracy",
+    "within_one_bin_accuracy": "within-one-bin accuracy",
     JOINT: "joint accuracy",
 }
 
-RATES = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "auroc_macro", "ece",
-                   "within_one_bin_accuracy", "incoherent_rate", JOINT})
+RATES = frozenset(
+    {
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "auroc_macro",
+        "ece",
+        "within_one_bin_accuracy",
+        "incoherent_rate",
+        JOINT,
+    }
+)
 NON_NEGATIVE = frozenset({"mae_years"})
 
 

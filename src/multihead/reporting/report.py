@@ -67,32 +67,53 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _plot_jobs(runs: pd.DataFrame,
-               summary: pd.DataFrame) -> list[tuple[str, str, Callable[[], Figure]]]:
+def _plot_jobs(
+    runs: pd.DataFrame, summary: pd.DataFrame
+) -> list[tuple[str, str, Callable[[], Figure]]]:
     """(title, file name, function drawing the Figure) for every plot the files allow."""
     jobs: list[tuple[str, str, Callable[[], Figure]]] = [
-        ("Key metrics by variant", "metrics_by_variant.png",
-         lambda: plot_metric_by_variant(summary)),
+        (
+            "Key metrics by variant",
+            "metrics_by_variant.png",
+            lambda: plot_metric_by_variant(summary),
+        ),
     ]
     for task in task_names(ok_runs(runs)):
-        jobs.append((f"Confusion matrices: {task}", f"confusion_{task}.png",
-                     lambda t=task: plot_confusions(runs, t)))
+        jobs.append(
+            (
+                f"Confusion matrices: {task}",
+                f"confusion_{task}.png",
+                lambda t=task: plot_confusions(runs, t),
+            )
+        )
     for task in task_names(ok_runs(runs)):
-        jobs.append((f"Reliability: {task}", f"reliability_{task}.png",
-                     lambda t=task: plot_reliability(variant_reliability(runs, t), t)))
+        jobs.append(
+            (
+                f"Reliability: {task}",
+                f"reliability_{task}.png",
+                lambda t=task: plot_reliability(variant_reliability(runs, t), t),
+            )
+        )
     rates = incoherent_rates(runs)
     if len(rates):
-        jobs.append(("Incoherent BCE predictions", "incoherent_rate.png",
-                     lambda: plot_incoherent_rate(rates)))
+        jobs.append(
+            (
+                "Incoherent BCE predictions",
+                "incoherent_rate.png",
+                lambda: plot_incoherent_rate(rates),
+            )
+        )
     curves = pooled_curves(runs)
     if len(curves):
-        jobs.append(("Validation curves", "validation_curves.png",
-                     lambda: plot_validation_curves(curves)))
+        jobs.append(
+            ("Validation curves", "validation_curves.png", lambda: plot_validation_curves(curves))
+        )
     return jobs
 
 
-def write_plots(runs: pd.DataFrame, summary: pd.DataFrame, plots_dir: Path,
-                notes: list[str]) -> dict[str, Path]:
+def write_plots(
+    runs: pd.DataFrame, summary: pd.DataFrame, plots_dir: Path, notes: list[str]
+) -> dict[str, Path]:
     """Draw every plot that the jobs' files allow; a plot that fails becomes a note."""
     written: dict[str, Path] = {}
     for title, name, make in _plot_jobs(runs, summary):
@@ -122,9 +143,13 @@ def jobs_table(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop(columns=["override_list"], errors="ignore")
 
 
-def build_report(sweep_dir: str | Path, reference: str = DEFAULT_REFERENCE,
-                 out_dir: str | Path | None = None, baselines: bool = True,
-                 alpha: float = ALPHA) -> Report:
+def build_report(
+    sweep_dir: str | Path,
+    reference: str = DEFAULT_REFERENCE,
+    out_dir: str | Path | None = None,
+    baselines: bool = True,
+    alpha: float = ALPHA,
+) -> Report:
     """Read the sweep in `sweep_dir`, write report.md, summary.csv (one row per variant and
     reference model), comparisons.csv, jobs.csv and plots/*.png into `out_dir` (default: the
     sweep folder), and return what was computed."""
@@ -146,5 +171,6 @@ def build_report(sweep_dir: str | Path, reference: str = DEFAULT_REFERENCE,
     jobs_table(runs).to_csv(out_dir / JOBS_FILE, index=False)
     text = compose(sweep_dir, runs, summary, comparisons, reference, alpha, plots, notes, out_dir)
     (out_dir / REPORT_FILE).write_text(text)
-    return Report(sweep_dir, out_dir, runs, summary, comparisons, reference, references, plots,
-                  notes)
+    return Report(
+        sweep_dir, out_dir, runs, summary, comparisons, reference, references, plots, notes
+    )

@@ -29,8 +29,10 @@ def overview(runs: pd.DataFrame, sweep_dir: Path, reference: str) -> str:
         f"- reference variant for the comparisons: **{reference}**",
     ]
     if len(n_test):
-        lines.append(f"- test samples per job: {int(n_test.iloc[0])}"
-                     + ("" if n_test.nunique() == 1 else " (varies between jobs)"))
+        lines.append(
+            f"- test samples per job: {int(n_test.iloc[0])}"
+            + ("" if n_test.nunique() == 1 else " (varies between jobs)")
+        )
     return "\n".join(lines)
 
 
@@ -54,12 +56,19 @@ def summary_tables(summary: pd.DataFrame) -> str:
         for _, row in summary.iterrows():
             name = row["variant"] if row["kind"] == "variant" else f"*{row['variant']}*"
             seeds = "" if row["kind"] != "variant" else str(int(row["n_seeds"]))
-            cells = [md.with_interval(row[f"{c}.mean"], row[f"{c}.ci_low"], row[f"{c}.ci_high"],
-                                      bool(row.get(f"{c}.best", False)))
-                     for c in task_columns]
+            cells = [
+                md.with_interval(
+                    row[f"{c}.mean"],
+                    row[f"{c}.ci_low"],
+                    row[f"{c}.ci_high"],
+                    bool(row.get(f"{c}.best", False)),
+                )
+                for c in task_columns
+            ]
             rows.append([name, seeds, *cells])
-        frame = pd.DataFrame(rows, columns=["variant", "seeds",
-                                            *[_column_title(c) for c in task_columns]])
+        frame = pd.DataFrame(
+            rows, columns=["variant", "seeds", *[_column_title(c) for c in task_columns]]
+        )
         parts.append(f"#### {task}\n\n{md.table(frame)}")
     return "\n\n".join(parts)
 
@@ -68,20 +77,44 @@ def comparison_table(comparisons: pd.DataFrame) -> str:
     """Rows variant x metric: difference [95% CI], raw and Holm p, effect size, verdict."""
     rows = []
     for _, c in comparisons.iterrows():
-        diff = "0 (identical)" if c["identical"] else (
-            f"{c['diff']:+.3f} [{md.number(c['ci_low'])}, {md.number(c['ci_high'])}]")
-        rows.append([c["variant"], label(c["metric"]), int(c["n"]), diff,
-                     md.p_value(c["p"]), md.p_value(c["p_holm"]),
-                     md.number(c["effect_size"], 2), c["verdict"]])
-    frame = pd.DataFrame(rows, columns=["variant", "metric", "seeds", "variant − reference",
-                                        "p", "p (Holm)", "d", "verdict"])
+        diff = (
+            "0 (identical)"
+            if c["identical"]
+            else (f"{c['diff']:+.3f} [{md.number(c['ci_low'])}, {md.number(c['ci_high'])}]")
+        )
+        rows.append(
+            [
+                c["variant"],
+                label(c["metric"]),
+                int(c["n"]),
+                diff,
+                md.p_value(c["p"]),
+                md.p_value(c["p_holm"]),
+                md.number(c["effect_size"], 2),
+                c["verdict"],
+            ]
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "variant",
+            "metric",
+            "seeds",
+            "variant − reference",
+            "p",
+            "p (Holm)",
+            "d",
+            "verdict",
+        ],
+    )
     return md.table(frame)
 
 
 def comparisons_section(comparisons: pd.DataFrame, reference: str, alpha: float) -> str:
     if comparisons.empty:
-        return ("No comparison: the sweep has a single variant, or the reference has no "
-                "finished job.")
+        return (
+            "No comparison: the sweep has a single variant, or the reference has no finished job."
+        )
     tested = int((~comparisons["identical"] & comparisons["p"].notna()).sum())
     clear = comparisons[comparisons["verdict"].isin(["better", "worse"])]
     intro = (
@@ -93,14 +126,22 @@ def comparisons_section(comparisons: pd.DataFrame, reference: str, alpha: float)
         f"samples). Differences within float32 rounding ({TIE_TOLERANCE:g} relative) on "
         "every seed are ties and are not tested (fused and split heads are the same "
         "network: with the same seed they give the same results). For ECE and MAE lower is "
-        "better.")
-    headline = "\n".join(f"- {s}" for s in clear["sentence"]) if len(clear) else (
-        f"- No variant differs clearly from {reference} on any key metric after Holm's "
-        "correction. More seeds narrow the intervals.")
+        "better."
+    )
+    headline = (
+        "\n".join(f"- {s}" for s in clear["sentence"])
+        if len(clear)
+        else (
+            f"- No variant differs clearly from {reference} on any key metric after Holm's "
+            "correction. More seeds narrow the intervals."
+        )
+    )
     every = "\n".join(f"- {s}" for s in comparisons["sentence"])
-    return (f"{intro}\n\n**Clear differences:**\n\n{headline}\n\n{comparison_table(comparisons)}"
-            f"\n\n<details><summary>Every comparison in words</summary>\n\n{every}\n\n"
-            "</details>")
+    return (
+        f"{intro}\n\n**Clear differences:**\n\n{headline}\n\n{comparison_table(comparisons)}"
+        f"\n\n<details><summary>Every comparison in words</summary>\n\n{every}\n\n"
+        "</details>"
+    )
 
 
 def problems_section(runs: pd.DataFrame) -> str:
@@ -110,8 +151,10 @@ def problems_section(runs: pd.DataFrame) -> str:
         return "None: every planned job finished."
     frame = bad[["job", "status", "variant", "seed", "error"]].copy()
     frame["seed"] = frame["seed"].map(lambda s: "–" if pd.isna(s) else str(int(s)))
-    return (f"{len(bad)} of {len(runs)} jobs did not finish; the numbers above use the others "
-            f"(each comparison pairs only seeds that both variants have).\n\n{md.table(frame)}")
+    return (
+        f"{len(bad)} of {len(runs)} jobs did not finish; the numbers above use the others "
+        f"(each comparison pairs only seeds that both variants have).\n\n{md.table(frame)}"
+    )
 
 
 def plots_section(plots: dict[str, Path], base: Path) -> str:
@@ -122,9 +165,17 @@ def plots_section(plots: dict[str, Path], base: Path) -> str:
     return "\n\n".join(lines) if lines else "No plots."
 
 
-def compose(sweep_dir: Path, runs: pd.DataFrame, summary: pd.DataFrame,
-            comparisons: pd.DataFrame, reference: str, alpha: float, plots: dict[str, Path],
-            notes: list[str], out_dir: Path) -> str:
+def compose(
+    sweep_dir: Path,
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    reference: str,
+    alpha: float,
+    plots: dict[str, Path],
+    notes: list[str],
+    out_dir: Path,
+) -> str:
     """The whole report.md."""
     joint = f" `{JOINT}` is the share of test samples with every task right."
     sections = [

@@ -75,8 +75,12 @@ def _description(metrics: Mapping, config: Mapping, overrides: list[str]) -> dic
     given = _pairs(o for o in overrides if not o.startswith("~"))
     out: dict[str, Any] = {}
     for key in VARIANT_KEYS:
-        out[key] = (_name(metrics.get(key)) or _name(config.get(key))
-                    or given.get(key) or (DEFAULT_WEIGHTING if key == "weighting" else None))
+        out[key] = (
+            _name(metrics.get(key))
+            or _name(config.get(key))
+            or given.get(key)
+            or (DEFAULT_WEIGHTING if key == "weighting" else None)
+        )
     seed = metrics.get("seed", config.get("seed", given.get("seed")))
     out["seed"] = int(seed) if seed is not None and str(seed).lstrip("-").isdigit() else None
     data = config.get("data") or {}
@@ -86,9 +90,12 @@ def _description(metrics: Mapping, config: Mapping, overrides: list[str]) -> dic
 
 def _flat_metrics(metrics: Mapping) -> dict[str, float]:
     """`tasks.age.balanced_accuracy` -> column `age/balanced_accuracy`; joint accuracy as is."""
-    out = {f"{task}/{name}": _number(value)
-           for task, values in (metrics.get("tasks") or {}).items()
-           for name, value in values.items() if name != "n"}
+    out = {
+        f"{task}/{name}": _number(value)
+        for task, values in (metrics.get("tasks") or {}).items()
+        for name, value in values.items()
+        if name != "n"
+    }
     if "joint_accuracy" in metrics:
         out["joint_accuracy"] = _number(metrics["joint_accuracy"])
     return out
@@ -105,9 +112,13 @@ def load_run(job_dir: str | Path) -> dict[str, Any]:
     job_dir = Path(job_dir)
     match = JOB_NUMBER.match(job_dir.name)
     overrides = job_overrides(job_dir)
-    row: dict[str, Any] = {"job": job_dir.name, "num": int(match.group(1)) if match else None,
-                           "path": str(job_dir), "overrides": " ".join(overrides),
-                           "override_list": overrides}
+    row: dict[str, Any] = {
+        "job": job_dir.name,
+        "num": int(match.group(1)) if match else None,
+        "path": str(job_dir),
+        "overrides": " ".join(overrides),
+        "override_list": overrides,
+    }
     metrics_file, failed_file = job_dir / METRICS_FILE, job_dir / FAILED_FILE
     metrics: dict = {}
     if failed_file.exists():
@@ -135,18 +146,24 @@ def _missing_rows(planned: list[list[str]], found: Iterable[int]) -> list[dict[s
     for num, overrides in enumerate(planned):
         if num in seen:
             continue
-        row = {"job": f"{num} (no folder)", "num": num, "path": None,
-               "overrides": " ".join(overrides), "override_list": list(overrides),
-               "status": MISSING,
-               "error": "planned by the sweep but no job folder exists"}
+        row = {
+            "job": f"{num} (no folder)",
+            "num": num,
+            "path": None,
+            "overrides": " ".join(overrides),
+            "override_list": list(overrides),
+            "status": MISSING,
+            "error": "planned by the sweep but no job folder exists",
+        }
         row.update(_description({}, {}, overrides))
         rows.append(row)
     return rows
 
 
 def is_job_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in
-                                 (METRICS_FILE, FAILED_FILE, CONFIG_FILE, HYDRA_DIR))
+    return path.is_dir() and any(
+        (path / name).exists() for name in (METRICS_FILE, FAILED_FILE, CONFIG_FILE, HYDRA_DIR)
+    )
 
 
 def _pairs(overrides: Iterable[str]) -> dict[str, str]:
@@ -161,8 +178,11 @@ def _varying_keys(override_lists: list[list[str]]) -> list[str]:
         pairs = _pairs(overrides)
         for key in set(values) | set(pairs):
             values.setdefault(key, set()).add(pairs.get(key, "<default>"))
-    return sorted(k for k, v in values.items() if len(v) > 1 and k not in VARIANT_KEYS
-                  and not k.lstrip("+~").startswith(NOT_VARIANT_KEYS))
+    return sorted(
+        k
+        for k, v in values.items()
+        if len(v) > 1 and k not in VARIANT_KEYS and not k.lstrip("+~").startswith(NOT_VARIANT_KEYS)
+    )
 
 
 def variant_label(head: Any, loss: Any, weighting: Any, extra: str = "") -> str:
@@ -181,8 +201,10 @@ def add_variants(frame: pd.DataFrame) -> pd.DataFrame:
         pairs = _pairs(overrides)
         return ",".join(f"{k}={pairs.get(k, '<default>')}" for k in keys)
 
-    frame["variant"] = [variant_label(r.head, r.loss, r.weighting, extra(r.override_list))
-                        for r in frame.itertuples()]
+    frame["variant"] = [
+        variant_label(r.head, r.loss, r.weighting, extra(r.override_list))
+        for r in frame.itertuples()
+    ]
     return frame
 
 

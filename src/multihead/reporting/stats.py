@@ -78,8 +78,18 @@ def paired_test(variant, reference, level: float = LEVEL) -> PairedTest:
         result = stats.ttest_rel(a, b)
         t_stat, p_value = float(result.statistic), float(result.pvalue)
         effect = float(mean / spread) if spread > 0 else math.copysign(math.inf, mean)
-    return PairedTest(n, float(b.mean()) if n else math.nan, float(a.mean()) if n else math.nan,
-                      mean, low, high, t_stat, p_value, effect, identical)
+    return PairedTest(
+        n,
+        float(b.mean()) if n else math.nan,
+        float(a.mean()) if n else math.nan,
+        mean,
+        low,
+        high,
+        t_stat,
+        p_value,
+        effect,
+        identical,
+    )
 
 
 def holm(p_values) -> np.ndarray:

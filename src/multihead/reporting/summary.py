@@ -31,8 +31,7 @@ def _variant_row(variant: str, jobs: pd.DataFrame, columns: list[str]) -> dict:
         mean, low, high, n = t_interval(values, LEVEL)
         lowest, highest = bounds(column)
         low, high = (min(max(v, lowest), highest) if np.isfinite(v) else v for v in (low, high))
-        row.update(dict(zip((f"{column}.{s}" for s in STATS), (mean, low, high, n),
-                            strict=True)))
+        row.update(dict(zip((f"{column}.{s}" for s in STATS), (mean, low, high, n), strict=True)))
     return row
 
 
@@ -40,8 +39,14 @@ def _reference_row(reference: pd.Series, columns: list[str]) -> dict:
     row: dict = {"variant": reference["variant"], "kind": "reference", "n_seeds": math.nan}
     for column in columns:
         value = float(reference.get(column, math.nan))
-        row.update({f"{column}.mean": value, f"{column}.ci_low": math.nan,
-                    f"{column}.ci_high": math.nan, f"{column}.n": 1 if np.isfinite(value) else 0})
+        row.update(
+            {
+                f"{column}.mean": value,
+                f"{column}.ci_low": math.nan,
+                f"{column}.ci_high": math.nan,
+                f"{column}.n": 1 if np.isfinite(value) else 0,
+            }
+        )
     return row
 
 

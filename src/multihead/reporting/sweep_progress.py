@@ -38,6 +38,7 @@ class SweepProgress(Callback):
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return
-        line = progress_line(int(hydra_cfg.job.num) + 1, self.total,
-                             [str(o) for o in hydra_cfg.overrides.task])
+        line = progress_line(
+            int(hydra_cfg.job.num) + 1, self.total, [str(o) for o in hydra_cfg.overrides.task]
+        )
         Console(soft_wrap=True).print(f"[bold cyan]{escape(line)}[/bold cyan]")

@@ -44,26 +44,27 @@ def plot_metric_by_variant(summary: pd.DataFrame) -> Figure:
     x = np.arange(len(variants))
     for ax, column in zip(axes, columns, strict=False):
         means = variants[f"{column}.mean"].to_numpy(float)
-        err = _error_bars(means, variants[f"{column}.ci_low"].to_numpy(float),
-                          variants[f"{column}.ci_high"].to_numpy(float))
+        err = _error_bars(
+            means,
+            variants[f"{column}.ci_low"].to_numpy(float),
+            variants[f"{column}.ci_high"].to_numpy(float),
+        )
         ax.errorbar(x, means, yerr=err, fmt="none", ecolor="C0", capsize=4)
         best = variants[f"{column}.best"].to_numpy(bool)
         ax.scatter(x[~best], means[~best], facecolors="white", edgecolors="C0", zorder=3)
         ax.scatter(x[best], means[best], color="C0", zorder=3, label="best")
         for style, (_, ref) in zip(REFERENCE_STYLES, references.iterrows(), strict=False):
             if np.isfinite(ref[f"{column}.mean"]):
-                ax.axhline(ref[f"{column}.mean"], ls=style, color="0.4", lw=1,
-                           label=ref["variant"])
+                ax.axhline(ref[f"{column}.mean"], ls=style, color="0.4", lw=1, label=ref["variant"])
         arrow = "higher is better" if higher_is_better(column) else "lower is better"
         ax.set_title(f"{label(column)}\n({arrow})", fontsize=9)
         ax.set_xticks(x, variants["variant"], rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(variants) - 0.5)
-    for ax in axes[len(columns):]:
+    for ax in axes[len(columns) :]:
         ax.set_visible(False)
     if columns:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
-                   frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("test metrics by variant: mean and 95% t interval over seeds", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
@@ -82,8 +83,16 @@ def incoherent_rates(runs: pd.DataFrame) -> pd.DataFrame:
             values = pd.to_numeric(jobs[column], errors="coerce")
             if values.notna().any():
                 mean, low, high, n = t_interval(values)
-                rows.append({"variant": variant, "task": task, "mean": mean, "ci_low": low,
-                             "ci_high": high, "n": n})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "task": task,
+                        "mean": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n": n,
+                    }
+                )
     return pd.DataFrame(rows, columns=["variant", "task", "mean", "ci_low", "ci_high", "n"])
 
 
@@ -100,8 +109,7 @@ def plot_incoherent_rate(rates: pd.DataFrame) -> Figure:
         x = np.arange(len(tasks)) + (i - (len(variants) - 1) / 2) * width
         means = part["mean"].to_numpy(float)
         err = _error_bars(means, part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float))
-        ax.bar(x, means, width=width * 0.95, yerr=err, capsize=3, label=variant,
-               color=f"C{i}")
+        ax.bar(x, means, width=width * 0.95, yerr=err, capsize=3, label=variant, color=f"C{i}")
     ax.set_xticks(np.arange(len(tasks)), tasks)
     ax.set(ylim=(0, 1.05), ylabel="share of test samples")
     ax.set_title("incoherent sigmoid outputs (none or several above 0.5)", fontsize=10)

@@ -40,9 +40,12 @@ def flatten_config(config: Mapping, prefix: str = "") -> dict[str, Any]:
 
 def summary_metrics(metrics: Mapping) -> dict[str, float]:
     """metrics.json as `test/<task>/<metric>` (+ joint accuracy, test size); nulls left out."""
-    out = {f"test/{task}/{name}": value
-           for task, values in (metrics.get("tasks") or {}).items()
-           for name, value in values.items() if isinstance(value, (int, float))}
+    out = {
+        f"test/{task}/{name}": value
+        for task, values in (metrics.get("tasks") or {}).items()
+        for name, value in values.items()
+        if isinstance(value, (int, float))
+    }
     for key in ("joint_accuracy", "n_test"):
         if isinstance(metrics.get(key), (int, float)):
             out[f"test/{key}"] = metrics[key]
@@ -63,8 +66,11 @@ def confusion_pairs(matrix: pd.DataFrame) -> tuple[list[int], list[int]]:
 
 def per_class_frame(out: Path, tasks: list[str]) -> pd.DataFrame:
     """Every task's per-class table stacked, with a `task` column first."""
-    frames = [pd.read_csv(out / f"per_class_{t}.csv", dtype={"class": str}).assign(task=t)
-              for t in tasks if (out / f"per_class_{t}.csv").exists()]
+    frames = [
+        pd.read_csv(out / f"per_class_{t}.csv", dtype={"class": str}).assign(task=t)
+        for t in tasks
+        if (out / f"per_class_{t}.csv").exists()
+    ]
     frame = pd.concat(frames, ignore_index=True)
     return frame[["task", *[c for c in frame.columns if c != "task"]]]
 
@@ -87,13 +93,17 @@ def test_payload(out: Path, max_prediction_rows: int) -> dict[str, Any]:
         matrix = pd.read_csv(out / f"confusion_{task}.csv", index_col=0)
         true, pred = confusion_pairs(matrix)
         payload[f"test/{task}/confusion_matrix"] = wandb.plot.confusion_matrix(
-            y_true=true, preds=pred, class_names=[str(c) for c in matrix.columns],
-            title=f"{task}: test confusion matrix")
+            y_true=true,
+            preds=pred,
+            class_names=[str(c) for c in matrix.columns],
+            title=f"{task}: test confusion matrix",
+        )
     if tasks:
         payload["test/per_class"] = wandb.Table(dataframe=per_class_frame(out, tasks))
     if (out / "predictions.csv").exists():
         payload["test/predictions"] = wandb.Table(
-            dataframe=predictions_frame(out, max_prediction_rows))
+            dataframe=predictions_frame(out, max_prediction_rows)
+        )
     return payload
 
 

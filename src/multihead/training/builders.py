@@ -21,21 +21,29 @@ from multihead.training.module import MultiHeadModule
 def training_targets(cohort: PreparedCohort) -> dict[str, TaskTargets]:
     """Each task's labels and raw values on the training split only."""
     train = cohort.splits["train"]
-    return {task.name: TaskTargets(cohort.labels[train, j], cohort.values[train, j])
-            for j, task in enumerate(cohort.tasks)}
+    return {
+        task.name: TaskTargets(cohort.labels[train, j], cohort.values[train, j])
+        for j, task in enumerate(cohort.tasks)
+    }
 
 
 def build_loss(cfg: DictConfig, cohort: PreparedCohort) -> MultiTaskLoss:
-    return build_component("loss", cfg.loss, tasks=cohort.tasks,
-                           targets=training_targets(cohort), name=str(cfg.loss.name))
+    return build_component(
+        "loss",
+        cfg.loss,
+        tasks=cohort.tasks,
+        targets=training_targets(cohort),
+        name=str(cfg.loss.name),
+    )
 
 
 def build_weighting(cfg: DictConfig, loss: MultiTaskLoss) -> TaskWeighting:
     return build_component("weighting", cfg.weighting, likelihoods=loss.likelihoods())
 
 
-def build_module(cfg: DictConfig, cohort: PreparedCohort,
-                 output_dir: str | None) -> MultiHeadModule:
+def build_module(
+    cfg: DictConfig, cohort: PreparedCohort, output_dir: str | None
+) -> MultiHeadModule:
     """Seeds the RNG first: same `seed` -> same initial weights for every head design (the
     loss and the weighting draw nothing from the RNG)."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -47,12 +55,18 @@ def build_module(cfg: DictConfig, cohort: PreparedCohort,
 
 
 def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModule:
-    return CohortDataModule(cohort, int(cfg.data.batch_size), int(cfg.data.eval_batch_size),
-                            shuffle_seed=int(cfg.seed))
+    return CohortDataModule(
+        cohort, int(cfg.data.batch_size), int(cfg.data.eval_batch_size), shuffle_seed=int(cfg.seed)
+    )
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = build_loggers(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       default_root_dir=str(output_dir), use_distributed_sampler=False)
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(output_dir),
+        use_distributed_sampler=False,
+    )

@@ -22,8 +22,11 @@ FAILED_FILE = "failed.json"
 def quiet_lightning() -> None:
     """Keep the console to progress and result tables: Lightning's start-up chatter and a
     deprecation warning from its internals say nothing about the run."""
-    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                 "lightning.pytorch.utilities.rank_zero"):
+    for name in (
+        "pytorch_lightning.utilities.rank_zero",
+        "lightning_fabric.utilities.rank_zero",
+        "lightning.pytorch.utilities.rank_zero",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -43,11 +46,13 @@ def run_job(cfg: DictConfig) -> dict | None:
         if not in_multirun():
             raise
         out = Path(HydraConfig.get().runtime.output_dir)
-        (out / FAILED_FILE).write_text(json.dumps({
-            "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
-            indent=2))
-        log.error("job failed: %s: %s (details in %s)", type(err).__name__, err,
-                  out / FAILED_FILE)
+        (out / FAILED_FILE).write_text(
+            json.dumps(
+                {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
+                indent=2,
+            )
+        )
+        log.error("job failed: %s: %s (details in %s)", type(err).__name__, err, out / FAILED_FILE)
         return None
     finally:
         finish_wandb()

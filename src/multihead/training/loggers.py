@@ -58,21 +58,35 @@ def sweep_group(hydra_cfg=None) -> str | None:
     return Path(str(hydra_cfg.sweep.dir)).name
 
 
-def wandb_logger(save_dir: str, project: str, mode: str | None = None,
-                 name: str | None = None, group: str | None = None,
-                 tags: list[str] | None = None, **kwargs):
+def wandb_logger(
+    save_dir: str,
+    project: str,
+    mode: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    **kwargs,
+):
     """A WandbLogger whose mode is decided here, so a run without a key never blocks; named
     after the job's overrides and grouped by sweep unless `name`/`group` are given."""
     from pytorch_lightning.loggers import WandbLogger
 
     mode = mode or ("online" if wandb_has_credentials() else "offline")
     if mode == "offline":
-        Console().print(f"[yellow]W&B: no credentials found, logging offline under {save_dir}/"
-                        "wandb; upload later with `wandb sync <run dir>`.[/yellow]")
+        Console().print(
+            f"[yellow]W&B: no credentials found, logging offline under {save_dir}/"
+            "wandb; upload later with `wandb sync <run dir>`.[/yellow]"
+        )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(save_dir=save_dir, project=project, mode=mode,
-                       name=name or run_name(), group=group or sweep_group(),
-                       tags=[str(t) for t in tags] if tags else None, **kwargs)
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        mode=mode,
+        name=name or run_name(),
+        group=group or sweep_group(),
+        tags=[str(t) for t in tags] if tags else None,
+        **kwargs,
+    )
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:

@@ -21,9 +21,15 @@ class MultiHeadModule(pl.LightningModule):
     """A gradient weighting (`weighting.manual`, e.g. pcgrad) runs with manual optimization:
     it sets the gradients itself, so Lightning's backward is not used."""
 
-    def __init__(self, net: nn.Module, loss: MultiTaskLoss, layout: TaskLayout,
-                 optimizer: Callable[..., torch.optim.Optimizer], weighting: TaskWeighting,
-                 output_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: MultiTaskLoss,
+        layout: TaskLayout,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        weighting: TaskWeighting,
+        output_dir: str | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.loss_fn = loss
@@ -41,10 +47,12 @@ class MultiHeadModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         diagnostics = self.loss_fn.diagnostic_tasks()
         probabilistic = self.loss_fn.probabilistic()
-        self.val_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=False,
-                                             probabilistic=probabilistic)
-        self.test_metrics = EvaluationMetrics(self.layout, diagnostics, keep_predictions=True,
-                                              probabilistic=probabilistic)
+        self.val_metrics = EvaluationMetrics(
+            self.layout, diagnostics, keep_predictions=False, probabilistic=probabilistic
+        )
+        self.test_metrics = EvaluationMetrics(
+            self.layout, diagnostics, keep_predictions=True, probabilistic=probabilistic
+        )
         self.val_metrics.to(self.device)
         self.test_metrics.to(self.device)
 
@@ -54,10 +62,12 @@ class MultiHeadModule(pl.LightningModule):
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters by part; `model` (trunk + head + loss) is what a design costs."""
-        counts = {"trunk": count_parameters(self.net.trunk),
-                  "head": count_parameters(self.net.head),
-                  "loss": count_parameters(self.loss_fn),
-                  "weighting": count_parameters(self.weighting)}
+        counts = {
+            "trunk": count_parameters(self.net.trunk),
+            "head": count_parameters(self.net.head),
+            "loss": count_parameters(self.loss_fn),
+            "weighting": count_parameters(self.weighting),
+        }
         counts["model"] = counts["trunk"] + counts["head"] + counts["loss"]
         return counts
 
@@ -81,8 +91,9 @@ class MultiHeadModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:
-            logger.log_hyperparams({f"parameters/{k}": v
-                                    for k, v in self.parameter_counts().items()})
+            logger.log_hyperparams(
+                {f"parameters/{k}": v for k, v in self.parameter_counts().items()}
+            )
 
     # -------------------------------------------------------------------------- training
 
@@ -98,11 +109,24 @@ class MultiHeadModule(pl.LightningModule):
         parts = self.task_losses(batch)
         objective = self.weighting(parts)
         size = batch["y"].shape[0]
-        self.log("train/loss", objective, on_step=False, on_epoch=True, batch_size=size,
-                 prog_bar=True, sync_dist=True)
+        self.log(
+            "train/loss",
+            objective,
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+            prog_bar=True,
+            sync_dist=True,
+        )
         for name, part in parts.items():
-            self.log(f"train/{name}/loss", part, on_step=False, on_epoch=True, batch_size=size,
-                     sync_dist=True)
+            self.log(
+                f"train/{name}/loss",
+                part,
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=True,
+            )
         if self.automatic_optimization:
             return objective
         optimizer = self.optimizers()
@@ -121,9 +145,16 @@ class MultiHeadModule(pl.LightningModule):
         logits = self.net(batch["x"])
         _, parts = self.loss_fn(logits, batch["y"], batch["value"])
         loss_fn = self.loss_fn
-        metrics.update(loss_fn.probabilities(logits), batch["y"], batch["value"], batch["index"],
-                       self.weighting.selection_loss(parts), loss_fn.diagnostics(logits),
-                       preds=loss_fn.predict(logits), years=loss_fn.years(logits))
+        metrics.update(
+            loss_fn.probabilities(logits),
+            batch["y"],
+            batch["value"],
+            batch["index"],
+            self.weighting.selection_loss(parts),
+            loss_fn.diagnostics(logits),
+            preds=loss_fn.predict(logits),
+            years=loss_fn.years(logits),
+        )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics)
@@ -131,10 +162,14 @@ class MultiHeadModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         scalars = self.val_metrics.compute_scalars()  # synced across ranks by torchmetrics
         self.val_metrics.reset()
-        self.log_dict({f"val/{k}": v for k, v in scalars.items() if v is not None},
-                      sync_dist=True, prog_bar=False)
-        self.log("val_joint", scalars["joint_accuracy"], prog_bar=True, sync_dist=True,
-                 logger=False)
+        self.log_dict(
+            {f"val/{k}": v for k, v in scalars.items() if v is not None},
+            sync_dist=True,
+            prog_bar=False,
+        )
+        self.log(
+            "val_joint", scalars["joint_accuracy"], prog_bar=True, sync_dist=True, logger=False
+        )
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics)
@@ -145,7 +180,8 @@ class MultiHeadModule(pl.LightningModule):
         results = collect_test_results(self.test_metrics, self.loss_fn)  # collective: all ranks
         self.test_metrics.reset()
         self.test_scalars = results.scalars
-        self.log_dict({f"test/{k}": v for k, v in results.scalars.items() if v is not None},
-                      sync_dist=True)
+        self.log_dict(
+            {f"test/{k}": v for k, v in results.scalars.items() if v is not None}, sync_dist=True
+        )
         if self.trainer.is_global_zero and self.output_dir is not None:
             write_test_artifacts(Path(self.output_dir), results, self.trainer.datamodule.cohort)

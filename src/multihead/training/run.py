@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 
 def describe(cfg: DictConfig) -> dict:
     """What this run is, in the words a comparison table uses."""
-    return {"head": cfg.head.name, "loss": cfg.loss.name, "weighting": cfg.weighting.name,
-            "seed": int(cfg.seed),
-            "data": cfg.data.get("name", cfg.data.source), "data_seed": int(cfg.data.seed)}
+    return {
+        "head": cfg.head.name,
+        "loss": cfg.loss.name,
+        "weighting": cfg.weighting.name,
+        "seed": int(cfg.seed),
+        "data": cfg.data.get("name", cfg.data.source),
+        "data_seed": int(cfg.data.seed),
+    }
 
 
 def save_inputs(out: Path, cfg: DictConfig, datamodule) -> None:
@@ -36,7 +41,8 @@ def save_inputs(out: Path, cfg: DictConfig, datamodule) -> None:
         (out / DATA_REPORT_FILE).write_text(json.dumps(datamodule.cohort.report, indent=1))
     if datamodule.cohort.informative:
         (out / "informative_features.json").write_text(
-            json.dumps(datamodule.cohort.informative, indent=1))
+            json.dumps(datamodule.cohort.informative, indent=1)
+        )
 
 
 @contextmanager
@@ -47,8 +53,9 @@ def epoch_history_kept(out: Path) -> Iterator[None]:
     history = out / "csv" / "metrics.csv"
     saved = history.read_text() if history.exists() else None
     yield
-    if saved is not None and (not history.exists()
-                              or len(history.read_text().splitlines()) < len(saved.splitlines())):
+    if saved is not None and (
+        not history.exists() or len(history.read_text().splitlines()) < len(saved.splitlines())
+    ):
         history.write_text(saved)
 
 
@@ -72,22 +79,27 @@ def train(cfg: DictConfig) -> dict:
         module.load_weights(best)  # learned task weights below are the tested model's
     metrics = json.loads((out / METRICS_FILE).read_text())
     metrics.update(describe(cfg))
-    metrics.update({
-        "num_parameters": module.parameter_counts()["model"],
-        "parameters": module.parameter_counts(),
-        "task_losses": module.loss_fn.task_loss_names(),
-        "task_weights": module.weighting.task_weights(),
-        "num_features": cohort.num_features,
-        "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
-        "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
-        "epochs_trained": int(trainer.current_epoch),
-        "seconds": round(time.perf_counter() - started, 2),
-    })
+    metrics.update(
+        {
+            "num_parameters": module.parameter_counts()["model"],
+            "parameters": module.parameter_counts(),
+            "task_losses": module.loss_fn.task_loss_names(),
+            "task_weights": module.weighting.task_weights(),
+            "num_features": cohort.num_features,
+            "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
+            "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
+            "epochs_trained": int(trainer.current_epoch),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     d = describe(cfg)
-    print_run_table(metrics, f"test metrics: head={d['head']} loss={d['loss']} "
-                             f"weighting={d['weighting']} seed={d['seed']} "
-                             f"parameters={metrics['num_parameters']:,}\nfolder: {out}")
+    print_run_table(
+        metrics,
+        f"test metrics: head={d['head']} loss={d['loss']} "
+        f"weighting={d['weighting']} seed={d['seed']} "
+        f"parameters={metrics['num_parameters']:,}\nfolder: {out}",
+    )
     return metrics
 
 
@@ -104,6 +116,7 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))
     trainer = build_trainer(cfg, out)
-    trainer.test(module, datamodule=build_datamodule(cfg, cohort), ckpt_path=str(checkpoint),
-                 verbose=False)
+    trainer.test(
+        module, datamodule=build_datamodule(cfg, cohort), ckpt_path=str(checkpoint), verbose=False
+    )
     return json.loads((out / METRICS_FILE).read_text())

@@ -31,14 +31,18 @@ def validate_config(cfg: DictConfig) -> None:
     check_design(cfg, tasks_from_config(cfg.data.tasks))
     hidden = cfg.model.trunk.hidden
     if any(int(h) < 1 for h in hidden) or int(cfg.model.trunk.latent) < 1:
-        raise ConfigError(f"model.trunk: widths must be >= 1, got hidden={list(hidden)}, "
-                          f"latent={cfg.model.trunk.latent}")
+        raise ConfigError(
+            f"model.trunk: widths must be >= 1, got hidden={list(hidden)}, "
+            f"latent={cfg.model.trunk.latent}"
+        )
     if not 0 <= float(cfg.model.trunk.dropout) < 1:
         raise ConfigError(f"model.trunk.dropout must be in [0, 1), got {cfg.model.trunk.dropout}")
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.accelerator={accelerator!r} but no CUDA GPU is visible; "
-                          "use trainer=cpu or trainer=ddp_cpu")
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r} but no CUDA GPU is visible; "
+            "use trainer=cpu or trainer=ddp_cpu"
+        )
     strategy = str(cfg.trainer.get("strategy", "auto"))
     if strategy.startswith("ddp") and not strategy.startswith("ddp_spawn"):
         raise ConfigError(
@@ -67,10 +71,14 @@ def _check_manual_optimization(cfg: DictConfig) -> None:
     accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
     name = cfg.weighting.name
     if clip not in (None, 0, 0.0):
-        raise ConfigError(f"weighting={name} computes its own gradients (manual optimization): "
-                          f"trainer.gradient_clip_val must be null, got {clip}; "
-                          "use weighting=fixed or weighting=uncertainty to clip gradients")
+        raise ConfigError(
+            f"weighting={name} computes its own gradients (manual optimization): "
+            f"trainer.gradient_clip_val must be null, got {clip}; "
+            "use weighting=fixed or weighting=uncertainty to clip gradients"
+        )
     if accumulate not in (None, 1):
-        raise ConfigError(f"weighting={name} computes its own gradients (manual optimization): "
-                          f"trainer.accumulate_grad_batches must be 1, got {accumulate}; "
-                          "raise data.batch_size instead")
+        raise ConfigError(
+            f"weighting={name} computes its own gradients (manual optimization): "
+            f"trainer.accumulate_grad_batches must be 1, got {accumulate}; "
+            "raise data.batch_size instead"
+        )

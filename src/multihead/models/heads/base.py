@@ -34,5 +34,6 @@ class Head(nn.Module):
         accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in RUNTIME_ARGS]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise ConfigError(f"head {cls.__name__} has no option(s) {unknown}; "
-                              f"it takes {accepted or 'none'}")
+            raise ConfigError(
+                f"head {cls.__name__} has no option(s) {unknown}; it takes {accepted or 'none'}"
+            )

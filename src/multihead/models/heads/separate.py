@@ -19,10 +19,12 @@ class SeparateHead(Head):
 
     def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
         super().__init__(layout)
-        self.networks = nn.ModuleDict({
-            name: nn.Sequential(trunk.build(), nn.Linear(trunk.latent, size))
-            for name, size in zip(layout.names, layout.sizes, strict=True)
-        })
+        self.networks = nn.ModuleDict(
+            {
+                name: nn.Sequential(trunk.build(), nn.Linear(trunk.latent, size))
+                for name, size in zip(layout.names, layout.sizes, strict=True)
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(x) for net in self.networks.values()], dim=1)

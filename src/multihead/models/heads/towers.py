@@ -32,28 +32,40 @@ def tower(latent: int, depth: int, width: int, dropout: float, out: int) -> nn.S
 def check_tower_options(depth: int, width: int, dropout: float) -> None:
     """Named errors rather than a shape error deep inside torch."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ConfigError(f"head.depth must be an integer >= 1 (hidden layers per task tower), "
-                          f"got {depth!r}; depth 0 is head=split")
+        raise ConfigError(
+            f"head.depth must be an integer >= 1 (hidden layers per task tower), "
+            f"got {depth!r}; depth 0 is head=split"
+        )
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ConfigError(f"head.width must be an integer >= 1 (units per tower layer), "
-                          f"got {width!r}")
+        raise ConfigError(
+            f"head.width must be an integer >= 1 (units per tower layer), got {width!r}"
+        )
     if not 0 <= float(dropout) < 1:
         raise ConfigError(f"head.dropout must be in [0, 1), got {dropout!r}")
 
 
 class TowersHead(Head):
-    def __init__(self, layout: TaskLayout, trunk: TrunkSpec, depth: int = 1, width: int = 64,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        layout: TaskLayout,
+        trunk: TrunkSpec,
+        depth: int = 1,
+        width: int = 64,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__(layout)
         check_tower_options(depth, width, dropout)
-        self.towers = nn.ModuleDict({
-            name: tower(trunk.latent, depth, width, float(dropout), size)
-            for name, size in zip(layout.names, layout.sizes, strict=True)
-        })
+        self.towers = nn.ModuleDict(
+            {
+                name: tower(trunk.latent, depth, width, float(dropout), size)
+                for name, size in zip(layout.names, layout.sizes, strict=True)
+            }
+        )
 
     @classmethod
-    def check_options(cls, depth: int = 1, width: int = 64, dropout: float = 0.0,
-                      **others: object) -> None:
+    def check_options(
+        cls, depth: int = 1, width: int = 64, dropout: float = 0.0, **others: object
+    ) -> None:
         super().check_options(**others)
         check_tower_options(depth, width, dropout)
 

@@ -51,8 +51,10 @@ class TaskLoss(nn.Module):
         self.task = task
         weight = torch.ones(task.num_classes) if class_weight is None else class_weight
         if weight.shape != (task.num_classes,):
-            raise ValueError(f"class_weight for task {task.name!r} must have "
-                             f"{task.num_classes} entries, got shape {tuple(weight.shape)}")
+            raise ValueError(
+                f"class_weight for task {task.name!r} must have "
+                f"{task.num_classes} entries, got shape {tuple(weight.shape)}"
+            )
         self.register_buffer("class_weight", weight.float().clone())
 
     # ------------------------------------------------------------------ what it needs
@@ -79,8 +81,9 @@ class TaskLoss(nn.Module):
 
     # ---------------------------------------------------------------- what it computes
 
-    def terms(self, z: torch.Tensor, target: torch.Tensor,
-              value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(
+        self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of weighted per-sample losses, sum of the weights) over labelled samples only.
 
         Returned apart so the caller decides the mean (per task, or pooled over tasks). The sum
@@ -107,4 +110,3 @@ class TaskLoss(nn.Module):
     def diagnostics(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-sample flags (name -> bool (batch,)) worth reporting as rates."""
         return {}
-

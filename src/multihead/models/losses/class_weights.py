@@ -11,8 +11,10 @@ CLASS_WEIGHTS = (None, "balanced")
 
 def check_class_weights(value: object) -> None:
     if value not in CLASS_WEIGHTS:
-        raise ConfigError(f"loss.class_weights must be null (every sample counts the same) or "
-                          f"'balanced' (inverse class frequency), got {value!r}")
+        raise ConfigError(
+            f"loss.class_weights must be null (every sample counts the same) or "
+            f"'balanced' (inverse class frequency), got {value!r}"
+        )
 
 
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -40,8 +40,12 @@ class CoralLoss(TaskLoss):
     requires = "ordered"
     needs_targets = True
 
-    def __init__(self, task: Task, class_weight: torch.Tensor | None = None,
-                 targets: TaskTargets | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        class_weight: torch.Tensor | None = None,
+        targets: TaskTargets | None = None,
+    ) -> None:
         super().__init__(task, class_weight)
         if targets is None:
             raise ValueError("coral starts its thresholds from the training labels")

@@ -34,14 +34,17 @@ def task_kind(task: Task) -> str:
     return "ordered classes" if task.ordered else "unordered categories"
 
 
-def resolve_task_losses(tasks: Sequence[Task], default: str,
-                        per_task: Mapping[str, str | None]) -> dict[str, type[TaskLoss]]:
+def resolve_task_losses(
+    tasks: Sequence[Task], default: str, per_task: Mapping[str, str | None]
+) -> dict[str, type[TaskLoss]]:
     """Task name -> loss class, or a ConfigError that says what is allowed."""
     names = [t.name for t in tasks]
     strays = sorted(k for k, v in per_task.items() if v is not None and k not in names)
     if strays:
-        raise ConfigError(f"loss.{strays[0]} names no task; the tasks are {names} "
-                          "(set loss.<task>=<loss> for one of them, or null)")
+        raise ConfigError(
+            f"loss.{strays[0]} names no task; the tasks are {names} "
+            "(set loss.<task>=<loss> for one of them, or null)"
+        )
     chosen: dict[str, type[TaskLoss]] = {}
     for task in tasks:
         key = f"loss.{task.name}" if per_task.get(task.name) is not None else "loss.default"
@@ -51,11 +54,14 @@ def resolve_task_losses(tasks: Sequence[Task], default: str,
         except ConfigError as err:
             raise ConfigError(f"{key}: {err}") from None
         if not cls.supports(task):
-            need = {"binned": "a task binned from values (data.tasks.<task>.bins or .edges)",
-                    "ordered": "ordered classes (bins/edges, or ordered: true)"}[cls.requires]
+            need = {
+                "binned": "a task binned from values (data.tasks.<task>.bins or .edges)",
+                "ordered": "ordered classes (bins/edges, or ordered: true)",
+            }[cls.requires]
             raise ConfigError(
                 f"{key}={name} needs {need}, but task {task.name!r} has {task_kind(task)}; "
-                f"allowed for {task.name!r}: {', '.join(allowed_losses(task))}")
+                f"allowed for {task.name!r}: {', '.join(allowed_losses(task))}"
+            )
         chosen[task.name] = cls
     return chosen
 
@@ -64,8 +70,9 @@ def check_options(options: Mapping[str, Mapping] | None) -> None:
     known = available_losses()
     for name, values in (options or {}).items():
         if name not in known:
-            raise ConfigError(f"loss.options.{name}: no loss is called {name!r}; "
-                              f"available: {', '.join(known)}")
+            raise ConfigError(
+                f"loss.options.{name}: no loss is called {name!r}; available: {', '.join(known)}"
+            )
         known[name].check_options(**(values or {}))
 
 
@@ -73,10 +80,16 @@ class MultiTaskLoss(nn.Module):
     """Labels are class indices (batch, tasks), -1 where missing; values are the raw values
     behind binned labels (years), NaN where unknown."""
 
-    def __init__(self, tasks: Sequence[Task], default: str = "ce",
-                 class_weights: str | None = None, options: Mapping[str, Mapping] | None = None,
-                 targets: Mapping[str, TaskTargets] | None = None, name: str = "custom",
-                 **per_task: str | None) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        default: str = "ce",
+        class_weights: str | None = None,
+        options: Mapping[str, Mapping] | None = None,
+        targets: Mapping[str, TaskTargets] | None = None,
+        name: str = "custom",
+        **per_task: str | None,
+    ) -> None:
         super().__init__()
         chosen = self.check_config(tasks, default, class_weights, options, **per_task)
         self.name = name
@@ -89,17 +102,22 @@ class MultiTaskLoss(nn.Module):
                 if targets is None or task.name not in targets:
                     raise ValueError(f"loss for task {task.name!r} needs its training targets")
             if class_weights == "balanced":
-                kwargs["class_weight"] = balanced_class_weights(targets[task.name].labels,
-                                                                task.num_classes)
+                kwargs["class_weight"] = balanced_class_weights(
+                    targets[task.name].labels, task.num_classes
+                )
             if cls.needs_targets:
                 kwargs["targets"] = targets[task.name]
             self.losses[task.name] = cls(task, **kwargs)
         self.layout = TaskLayout(tuple(tasks), tuple(chosen[t.name].output_size(t) for t in tasks))
 
     @staticmethod
-    def check_config(tasks: Sequence[Task], default: str = "ce", class_weights: str | None = None,
-                     options: Mapping[str, Mapping] | None = None,
-                     **per_task: str | None) -> dict[str, type[TaskLoss]]:
+    def check_config(
+        tasks: Sequence[Task],
+        default: str = "ce",
+        class_weights: str | None = None,
+        options: Mapping[str, Mapping] | None = None,
+        **per_task: str | None,
+    ) -> dict[str, type[TaskLoss]]:
         """Everything about the config that can be checked without data; runs before training."""
         check_class_weights(class_weights)
         check_options(options)
@@ -132,9 +150,9 @@ class MultiTaskLoss(nn.Module):
 
     # ------------------------------------------------------------------------ the loss
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                values: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total (the sum of the parts) and each task's part."""
         if values is None:
             values = torch.full(labels.shape, float("nan"), device=labels.device)
@@ -142,11 +160,14 @@ class MultiTaskLoss(nn.Module):
         for j, (loss, z) in enumerate(self._slices(logits)):
             keep = labels[:, j] != MISSING
             sums[loss.task.name], weights[loss.task.name] = loss.terms(
-                z[keep], labels[keep, j], values[keep, j])
+                z[keep], labels[keep, j], values[keep, j]
+            )
         pooled = [n for n, loss in self.losses.items() if loss.pooled]
         pooled_weight = torch.stack([weights[n] for n in pooled]).sum() if pooled else None
-        parts = {n: sums[n] / (pooled_weight if n in pooled else weights[n]).clamp_min(EMPTY)
-                 for n in self.losses}
+        parts = {
+            n: sums[n] / (pooled_weight if n in pooled else weights[n]).clamp_min(EMPTY)
+            for n in self.losses
+        }
         return torch.stack(list(parts.values())).sum(), parts
 
     # ------------------------------------------------------------------------ decoding
@@ -169,7 +190,8 @@ class MultiTaskLoss(nn.Module):
         for j, (loss, z) in enumerate(self._slices(logits)):
             for name, flags in loss.diagnostics(z).items():
                 if name not in out:
-                    out[name] = torch.zeros(logits.shape[0], len(self.losses), dtype=torch.bool,
-                                            device=logits.device)
+                    out[name] = torch.zeros(
+                        logits.shape[0], len(self.losses), dtype=torch.bool, device=logits.device
+                    )
                 out[name][:, j] = flags
         return out

@@ -17,8 +17,11 @@ PACKAGE = "multihead.models.losses"
 
 def _losses_in(module_name: str) -> dict[str, type[TaskLoss]]:
     module = importlib.import_module(f"{PACKAGE}.{module_name}")
-    return {obj.name: obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, TaskLoss) and obj.name == module_name}
+    return {
+        obj.name: obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, TaskLoss) and obj.name == module_name
+    }
 
 
 def available_losses() -> dict[str, type[TaskLoss]]:

@@ -27,9 +27,14 @@ class RegressionLoss(TaskLoss):
     likelihood = "gaussian"
     needs_targets = True
 
-    def __init__(self, task: Task, class_weight: torch.Tensor | None = None,
-                 targets: TaskTargets | None = None, kind: str = "huber",
-                 delta: float = 1.0) -> None:
+    def __init__(
+        self,
+        task: Task,
+        class_weight: torch.Tensor | None = None,
+        targets: TaskTargets | None = None,
+        kind: str = "huber",
+        delta: float = 1.0,
+    ) -> None:
         super().__init__(task, class_weight)
         self.check_options(kind=kind, delta=delta)
         self.kind, self.delta = kind, float(delta)
@@ -38,19 +43,24 @@ class RegressionLoss(TaskLoss):
         self.register_buffer("edges", torch.tensor(task.edges, dtype=torch.float32))
         years = self.true_years(targets.labels, targets.values)
         if years.numel() == 0:
-            raise DataError(f"task {task.name!r}: no labelled training sample to standardise "
-                            "its values for loss=regression")
+            raise DataError(
+                f"task {task.name!r}: no labelled training sample to standardise "
+                "its values for loss=regression"
+            )
         self.register_buffer("center", years.mean())
         self.register_buffer("scale", years.std(correction=0).clamp_min(1e-6))
 
     @classmethod
     def check_options(cls, kind: str = "huber", delta: float = 1.0) -> None:
         if kind not in KINDS:
-            raise ConfigError(f"loss.options.regression.kind must be one of {list(KINDS)}, "
-                              f"got {kind!r}")
+            raise ConfigError(
+                f"loss.options.regression.kind must be one of {list(KINDS)}, got {kind!r}"
+            )
         if not isinstance(delta, int | float) or not math.isfinite(delta) or delta <= 0:
-            raise ConfigError(f"loss.options.regression.delta must be a number > 0 (standard "
-                              f"deviations), got {delta!r}")
+            raise ConfigError(
+                f"loss.options.regression.delta must be a number > 0 (standard "
+                f"deviations), got {delta!r}"
+            )
 
     @classmethod
     def output_size(cls, task: Task) -> int:
@@ -67,8 +77,9 @@ class RegressionLoss(TaskLoss):
         standardised = (self.true_years(target, value) - self.center) / self.scale
         pred = z[:, 0]
         if self.kind == "huber":
-            per_sample = F.huber_loss(pred, standardised.to(pred.dtype), reduction="none",
-                                      delta=self.delta)
+            per_sample = F.huber_loss(
+                pred, standardised.to(pred.dtype), reduction="none", delta=self.delta
+            )
         else:
             per_sample = (pred - standardised.to(pred.dtype)).square()
         weight = self.sample_weight(target)

@@ -28,8 +28,9 @@ class SoftLabelLoss(TaskLoss):
     name = "soft"
     requires = "ordered"
 
-    def __init__(self, task: Task, class_weight: torch.Tensor | None = None,
-                 sigma: float = 1.0) -> None:
+    def __init__(
+        self, task: Task, class_weight: torch.Tensor | None = None, sigma: float = 1.0
+    ) -> None:
         super().__init__(task, class_weight)
         self.check_options(sigma=sigma)
         self.sigma = float(sigma)
@@ -37,8 +38,10 @@ class SoftLabelLoss(TaskLoss):
     @classmethod
     def check_options(cls, sigma: float = 1.0) -> None:
         if not isinstance(sigma, int | float) or not math.isfinite(sigma) or sigma <= 0:
-            raise ConfigError(f"loss.options.soft.sigma must be a number > 0 (target width in "
-                              f"bins), got {sigma!r}")
+            raise ConfigError(
+                f"loss.options.soft.sigma must be a number > 0 (target width in "
+                f"bins), got {sigma!r}"
+            )
 
     def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
         q = gaussian_targets(target, z.shape[1], self.sigma).to(z.dtype)

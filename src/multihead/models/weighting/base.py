@@ -44,7 +44,11 @@ class TaskWeighting(nn.Module):
         """Values logged once per epoch (`weighting/<key>`); resets any per-epoch counters."""
         return {f"{name}/weight": w for name, w in self.task_weights().items()}
 
-    def set_gradients(self, parts: Mapping[str, torch.Tensor], params: Sequence[nn.Parameter],
-                      reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def set_gradients(
+        self,
+        parts: Mapping[str, torch.Tensor],
+        params: Sequence[nn.Parameter],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
         """Gradient methods only: write `.grad` of `params`; `reduce` averages over processes."""
         raise TypeError(f"weighting {self.name!r} is not a gradient method")

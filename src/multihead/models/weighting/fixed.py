@@ -14,22 +14,29 @@ from multihead.models.weighting.base import TaskWeighting
 class FixedWeighting(TaskWeighting):
     name = "fixed"
 
-    def __init__(self, likelihoods: Mapping[str, str],
-                 weights: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, likelihoods: Mapping[str, str], weights: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__(likelihoods)
         weights = dict(weights or {})
         self.check_options(weights, self.task_names)
-        self.register_buffer("weights", torch.tensor(
-            [float(weights.get(name, 1.0)) for name in self.task_names]))
+        self.register_buffer(
+            "weights", torch.tensor([float(weights.get(name, 1.0)) for name in self.task_names])
+        )
 
     @staticmethod
     def check_options(weights: Mapping[str, float], task_names: list[str]) -> None:
         unknown = sorted(set(weights) - set(task_names))
         if unknown:
-            raise ConfigError(f"weighting.weights names {unknown}, which are not tasks; "
-                              f"the tasks are {task_names}")
-        bad = {k: v for k, v in weights.items()
-               if not isinstance(v, int | float) or not math.isfinite(v) or v < 0}
+            raise ConfigError(
+                f"weighting.weights names {unknown}, which are not tasks; "
+                f"the tasks are {task_names}"
+            )
+        bad = {
+            k: v
+            for k, v in weights.items()
+            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0
+        }
         if bad:
             raise ConfigError(f"weighting.weights must be numbers >= 0, got {bad}")
         if task_names and all(float(weights.get(n, 1.0)) == 0 for n in task_names):

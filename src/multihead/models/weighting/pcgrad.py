@@ -26,10 +26,17 @@ def task_gradients(losses: Sequence[torch.Tensor], params: Sequence[nn.Parameter
     """(tasks, parameters) matrix of flattened gradients; zeros where a task does not reach."""
     rows = []
     for k, loss in enumerate(losses):
-        grads = torch.autograd.grad(loss, params, retain_graph=k < len(losses) - 1,
-                                    allow_unused=True)
-        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                               for p, g in zip(params, grads, strict=True)]))
+        grads = torch.autograd.grad(
+            loss, params, retain_graph=k < len(losses) - 1, allow_unused=True
+        )
+        rows.append(
+            torch.cat(
+                [
+                    (torch.zeros_like(p) if g is None else g).reshape(-1)
+                    for p, g in zip(params, grads, strict=True)
+                ]
+            )
+        )
     return torch.stack(rows)
 
 
@@ -57,7 +64,7 @@ def conflicting_pairs(grads: torch.Tensor) -> tuple[int, int]:
 def assign_gradients(flat: torch.Tensor, params: Sequence[nn.Parameter]) -> None:
     offset = 0
     for p in params:
-        p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+        p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
         offset += p.numel()
 
 
@@ -83,8 +90,12 @@ class PCGradWeighting(TaskWeighting):
             out.append([others[k] for k in torch.randperm(len(others), generator=generator)])
         return out
 
-    def set_gradients(self, parts: Mapping[str, torch.Tensor], params: Sequence[nn.Parameter],
-                      reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def set_gradients(
+        self,
+        parts: Mapping[str, torch.Tensor],
+        params: Sequence[nn.Parameter],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
         grads = reduce(task_gradients([parts[n] for n in self.task_names], params))
         conflicts, pairs = conflicting_pairs(grads)
         self.conflicts += conflicts

@@ -30,14 +30,16 @@ class UncertaintyWeighting(TaskWeighting):
         super().__init__(likelihoods)
         self.check_options(init_log_var)
         self.log_vars = nn.Parameter(torch.full((len(self.task_names),), float(init_log_var)))
-        self.register_buffer("scale", torch.tensor([SCALE[likelihoods[n]]
-                                                    for n in self.task_names]))
+        self.register_buffer(
+            "scale", torch.tensor([SCALE[likelihoods[n]] for n in self.task_names])
+        )
 
     @staticmethod
     def check_options(init_log_var: float = 0.0) -> None:
         if not isinstance(init_log_var, int | float) or not math.isfinite(init_log_var):
-            raise ConfigError(f"weighting.init_log_var must be a finite number, "
-                              f"got {init_log_var!r}")
+            raise ConfigError(
+                f"weighting.init_log_var must be a finite number, got {init_log_var!r}"
+            )
 
     def precisions(self) -> torch.Tensor:
         """The effective weights c_t * exp(-s_t)."""
