@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,22 @@ SMALL = [
     "trainer.max_epochs=8",
     "callbacks.early_stopping=null",
 ]
+
+
+def config_options(group: str) -> list[str]:
+    """The choices of a config group, as `python train.py GROUP=...` accepts them."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def run_train_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` from the project root, output captured."""
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

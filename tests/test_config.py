@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from multihead.data.datamodule import prepare_cohort
 from multihead.errors import ConfigError
 from multihead.training.builders import build_loss, build_module, build_trainer
 from multihead.training.validation import validate_config
-from tests.conftest import CONF, ROOT, SMALL, compose_config
+from tests.conftest import CONF, SMALL, compose_config, config_options, run_train_cli
 from tests.data_files import option_overrides
 
 GROUPS = [
@@ -31,10 +29,6 @@ GROUPS = [
     "debug",
     "experiment",
 ]
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def test_every_yaml_key_has_a_comment():
@@ -59,7 +53,7 @@ def cohort():
     return prepare_cohort(compose_config(SMALL).data)
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in config_options(g)])
 def test_option_composes_and_builds(group, option, cohort, tmp_path):
     overrides = [*SMALL, f"{group}={option}"]
     if group == "data":
@@ -87,18 +81,12 @@ def test_option_composes_and_builds(group, option, cohort, tmp_path):
 def test_unknown_choice_lists_valid_ones(group):
     with pytest.raises(MissingConfigException) as err:
         compose_config([f"{group}=nonsense"])
-    for valid in options(group):
+    for valid in config_options(group):
         assert valid in str(err.value)
 
 
 def test_unknown_head_on_command_line_fails_before_training(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "train.py", "head=nonsense", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_train_cli("head=nonsense", f"hydra.run.dir={tmp_path}")
     assert run.returncode != 0
     assert "fused" in run.stderr and "split" in run.stderr
     assert not (tmp_path / "metrics.json").exists()
@@ -138,18 +126,8 @@ def test_experiment_grid_is_heads_by_losses_by_seeds():
 
 
 def test_bad_bin_edges_fail_before_anything_is_written(tmp_path):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "debug=fast",
-            "data.tasks.age.edges=[18,40,30,90]",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_train_cli(
+        "debug=fast", "data.tasks.age.edges=[18,40,30,90]", f"hydra.run.dir={tmp_path}"
     )
     assert run.returncode != 0
     assert "strictly increasing" in run.stderr

@@ -3,15 +3,12 @@ sweep covers every design."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from multihead.errors import ConfigError
 from multihead.training.validation import validate_config
-from tests.conftest import CONF, ROOT, SMALL, compose_config
+from tests.conftest import CONF, SMALL, compose_config, config_options, run_train_cli
 
 AGE_AS_CATEGORIES = ["data.tasks.age.bins=null", "+data.tasks.age.classes=[young,old]"]
 
@@ -64,19 +61,8 @@ def test_a_removed_task_needs_no_loss():
 
 
 def test_regression_on_categories_fails_before_anything_is_written(tmp_path):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "debug=fast",
-            "loss=regression",
-            *AGE_AS_CATEGORIES,
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_train_cli(
+        "debug=fast", "loss=regression", *AGE_AS_CATEGORIES, f"hydra.run.dir={tmp_path}"
     )
     assert run.returncode != 0
     assert "allowed for 'age': bce, ce" in run.stderr
@@ -87,6 +73,6 @@ def test_head_vs_loss_sweeps_every_head_and_loss_over_three_seeds():
     params = yaml.safe_load((CONF / "experiment" / "head_vs_loss.yaml").read_text())
     params = params["hydra"]["sweeper"]["params"]
     for group in ("head", "loss"):
-        options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        options = config_options(group)
         assert sorted(params[group].split(",")) == options, group
     assert params["seed"] == "0,1,2"

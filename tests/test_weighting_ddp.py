@@ -29,7 +29,7 @@ from multihead.data.datamodule import PreparedCohort
 from multihead.tasks import tasks_from_config
 from multihead.training.builders import build_module
 from multihead.training.validation import validate_config
-from tests.conftest import CONF, SMALL, compose_config
+from tests.conftest import SMALL, compose_config, config_options
 
 WORLD = 2
 PER_RANK = 8  # samples per process and step; the global batch is twice that
@@ -39,10 +39,6 @@ TINY = [
     "model.trunk.dropout=0.1",
     "data.tasks.age.bins={start: 18, stop: 90, width: 18}",
 ]
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def tiny_cohort(tasks, n: int = 64, p: int = 12) -> PreparedCohort:
@@ -181,7 +177,7 @@ def grid_configs() -> dict[str, DictConfig]:
     option is composed once and the groups (independent of each other) are combined."""
     base = compose_config([*SMALL, *TINY])
     parts = {
-        g: {o: compose_config([*SMALL, *TINY, f"{g}={o}"])[g] for o in options(g)}
+        g: {o: compose_config([*SMALL, *TINY, f"{g}={o}"])[g] for o in config_options(g)}
         for g in ("head", "loss", "weighting")
     }
     grid = {}
@@ -227,7 +223,7 @@ def ddp_results(grid, tmp_path_factory) -> dict:
             f"towers {loss} fixed balanced": variant(
                 grid[f"towers {loss} fixed"], **{"loss.class_weights": "balanced"}
             )
-            for loss in options("loss")
+            for loss in config_options("loss")
         }
     )
     # SGD and no dropout: the same global batch must give the same update, whatever the split
