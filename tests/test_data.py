@@ -9,7 +9,7 @@ import torch
 
 from multihead.data.batches import StridedEvalSampler, TensorRows
 from multihead.data.datamodule import prepare_cohort
-from multihead.data.labels import encode_labels
+from multihead.data.labels import label_samples
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import stratified_split
 from multihead.errors import DataError
@@ -54,24 +54,24 @@ def test_standardisation_uses_training_rows_only(cfg, cohort):
     raw = load_raw_cohort(cfg.data).features.astype(np.float64)
     train, test = cohort.splits["train"], cohort.splits["test"]
     np.testing.assert_allclose(
-        cohort.standardizer.mean, raw[train].mean(axis=0), rtol=1e-4, atol=1e-5
+        cohort.preprocessor.standardizer.mean, raw[train].mean(axis=0), rtol=1e-4, atol=1e-5
     )
     std = raw[train].std(axis=0)
     std[std < 1e-8] = 1
-    np.testing.assert_allclose(cohort.standardizer.scale, std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cohort.preprocessor.standardizer.scale, std, rtol=1e-4, atol=1e-5)
     features = cohort.features.numpy()
     np.testing.assert_allclose(features[train].mean(axis=0), 0, atol=1e-4)
     # the test split is transformed with the training statistics, not its own
     expected_test = (raw[test] - raw[train].mean(axis=0)) / std
     np.testing.assert_allclose(features[test], expected_test, rtol=1e-3, atol=1e-3)
     full_mean = raw.mean(axis=0)
-    assert not np.allclose(cohort.standardizer.mean, full_mean, atol=1e-6)
+    assert not np.allclose(cohort.preprocessor.standardizer.mean, full_mean, atol=1e-6)
 
 
 def test_age_binning_by_hand():
     tasks = tasks_from_config({"age": {"column": "age", "edges": [18, 30, 60, 90]}})
     sheet = pd.DataFrame({"age": [18, 29.99, 30, 59.5, 60, 90]}, index=list("abcdef"))
-    np.testing.assert_array_equal(encode_labels(sheet, tasks, "t")[:, 0], [0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(label_samples(sheet, tasks, "t").codes[:, 0], [0, 0, 1, 1, 2, 2])
     assert tasks[0].classes == ("18-30", "30-60", "60-90")
     np.testing.assert_allclose(tasks[0].midpoints, [24, 45, 75])
 
@@ -88,16 +88,16 @@ def test_bad_age_values_name_the_sample(values, message):
     tasks = tasks_from_config({"age": {"column": "age", "edges": [18, 30, 90]}})
     sheet = pd.DataFrame({"age": values}, index=["s1", "s2"])
     with pytest.raises(DataError, match=message) as err:
-        encode_labels(sheet, tasks, "sheet.csv")
+        label_samples(sheet, tasks, "sheet.csv").codes
     assert "s2" in str(err.value) and "sheet.csv" in str(err.value)
 
 
 def test_unknown_class_and_missing_column_are_listed():
     tasks = tasks_from_config({"sex": {"column": "sex", "classes": ["female", "male"]}})
     with pytest.raises(DataError, match="unknown values \\['x'\\]"):
-        encode_labels(pd.DataFrame({"sex": ["male", "x"]}), tasks, "t")
+        label_samples(pd.DataFrame({"sex": ["male", "x"]}), tasks, "t").codes
     with pytest.raises(DataError, match="available columns: \\['gender'\\]"):
-        encode_labels(pd.DataFrame({"gender": ["male"]}), tasks, "t")
+        label_samples(pd.DataFrame({"gender": ["male"]}), tasks, "t").codes
 
 
 def test_class_too_rare_to_split_is_named():

@@ -125,7 +125,8 @@ def test_unmatched_ids_can_keep_the_intersection(tmp_path, frames):
     assert cohort.sample_ids == list(matrix.index[3:])
     assert cohort.report["samples"]["only_in_matrix"] == 3
     np.testing.assert_allclose(  # row i of the features is sample i of the sheet, not row i
-        cohort.features.numpy()[0] * cohort.standardizer.scale + cohort.standardizer.mean,
+        cohort.features.numpy()[0] * cohort.preprocessor.standardizer.scale
+        + cohort.preprocessor.standardizer.mean,
         matrix.iloc[3].to_numpy(np.float32),
         rtol=1e-5,
     )

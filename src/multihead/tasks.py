@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from multihead.data.codings import CODINGS, normalise
+from multihead.codings import CODINGS, normalise
 from multihead.errors import ConfigError
 
 

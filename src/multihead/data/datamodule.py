@@ -19,7 +19,6 @@ from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
 from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import stratified_split
-from multihead.data.standardize import Standardizer
 from multihead.errors import DataError
 from multihead.tasks import Task, tasks_from_config
 
@@ -35,7 +34,6 @@ class PreparedCohort:
     feature_names: list[str]
     tasks: tuple[Task, ...]
     splits: dict[str, np.ndarray]
-    standardizer: Standardizer
     informative: dict[str, list[str]] = field(default_factory=dict)
     preprocessor: Preprocessor | None = None
     report: dict = field(default_factory=dict)
@@ -88,7 +86,6 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
         feature_names=preprocessor.feature_names,
         tasks=labelled.tasks,
         splits=splits,
-        standardizer=preprocessor.standardizer,
         informative=raw.informative,
         preprocessor=preprocessor,
         report=report,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multihead.data.codings import SEX, normalise
+from multihead.codings import SEX, normalise
 from multihead.data.examples import duplicated, examples
 from multihead.errors import DataError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from multihead.data.codings import normalise
+from multihead.codings import normalise
 from multihead.data.examples import examples
 from multihead.errors import ConfigError, DataError
 from multihead.tasks import Task
@@ -242,13 +242,6 @@ def label_samples(
     }
     codes = np.stack([c.codes for c in coded], axis=1)[keep]
     return EncodedLabels(codes, keep, tuple(c.task for c in coded), report)
-
-
-def encode_labels(
-    samples: pd.DataFrame, tasks: Sequence[Task], source: str, policy: LabelPolicy = LabelPolicy()
-) -> np.ndarray:
-    """Class indices, shape (kept samples, tasks): `label_samples` without the details."""
-    return label_samples(samples, tasks, source, policy).codes
 
 
 def continuous_targets(samples: pd.DataFrame, tasks: Sequence[Task]) -> np.ndarray:
