@@ -88,16 +88,16 @@ def test_bad_age_values_name_the_sample(values, message):
     tasks = tasks_from_config({"age": {"column": "age", "edges": [18, 30, 90]}})
     sheet = pd.DataFrame({"age": values}, index=["s1", "s2"])
     with pytest.raises(DataError, match=message) as err:
-        label_samples(sheet, tasks, "sheet.csv").codes
+        label_samples(sheet, tasks, "sheet.csv")
     assert "s2" in str(err.value) and "sheet.csv" in str(err.value)
 
 
 def test_unknown_class_and_missing_column_are_listed():
     tasks = tasks_from_config({"sex": {"column": "sex", "classes": ["female", "male"]}})
     with pytest.raises(DataError, match="unknown values \\['x'\\]"):
-        label_samples(pd.DataFrame({"sex": ["male", "x"]}), tasks, "t").codes
+        label_samples(pd.DataFrame({"sex": ["male", "x"]}), tasks, "t")
     with pytest.raises(DataError, match="available columns: \\['gender'\\]"):
-        label_samples(pd.DataFrame({"gender": ["male"]}), tasks, "t").codes
+        label_samples(pd.DataFrame({"gender": ["male"]}), tasks, "t")
 
 
 def test_class_too_rare_to_split_is_named():

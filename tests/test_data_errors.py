@@ -124,6 +124,7 @@ def test_unmatched_ids_can_keep_the_intersection(tmp_path, frames):
     cohort = prepare(*overrides, "data.unmatched_samples=intersect")
     assert cohort.sample_ids == list(matrix.index[3:])
     assert cohort.report["samples"]["only_in_matrix"] == 3
+    standardizer = cohort.preprocessor.standardizer
     np.testing.assert_allclose(  # row i of the features is sample i of the sheet, not row i
         cohort.features.numpy()[0] * cohort.preprocessor.standardizer.scale
         + cohort.preprocessor.standardizer.mean,
