@@ -126,8 +126,7 @@ def test_unmatched_ids_can_keep_the_intersection(tmp_path, frames):
     assert cohort.report["samples"]["only_in_matrix"] == 3
     standardizer = cohort.preprocessor.standardizer
     np.testing.assert_allclose(  # row i of the features is sample i of the sheet, not row i
-        cohort.features.numpy()[0] * cohort.preprocessor.standardizer.scale
-        + cohort.preprocessor.standardizer.mean,
+        cohort.features.numpy()[0] * standardizer.scale + standardizer.mean,
         matrix.iloc[3].to_numpy(np.float32),
         rtol=1e-5,
     )
