@@ -26,6 +26,7 @@ sweep: install  ## the four head x loss jobs and their comparison table
 	$(BIN)/python train.py -m head=fused,split loss=bce,ce $(ARGS)
 
 report: install  ## comparison report of a sweep (default: the newest): make report DIR=outputs/multirun/...
+	@if [ -z "$(DIR)" ]; then echo "no sweep in outputs/multirun yet: run 'make sweep' first, or give one: make report DIR=path/to/sweep" >&2; exit 2; fi
 	$(BIN)/python -m multihead.report $(DIR) $(ARGS)
 
 test: install  ## the whole test suite

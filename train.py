@@ -1,7 +1,12 @@
 """Train and compare heads and losses: `python train.py -m head=fused,split loss=bce,ce`."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -12,4 +17,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from multihead.command_line import command_line_hint
+    from multihead.errors import exit_with_message
+
+    hint = command_line_hint(sys.argv[1:], CONF_DIR)
+    if hint:
+        exit_with_message(hint)
     main()

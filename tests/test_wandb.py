@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from multihead.reporting.wandb_tables import confusion_pairs, flatten_config, summary_metrics
+from multihead.training.loggers import confusion_pairs, flatten_config, summary_metrics
 from tests.report_sweep import run_sweep
 
 OVERRIDES = [

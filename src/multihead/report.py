@@ -10,9 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from multihead.reporting.comparisons import ALPHA, DEFAULT_REFERENCE
-from multihead.reporting.report import Report, build_report
-from multihead.reporting.runs import load_run, load_runs
+from multihead.errors import USAGE_EXIT_CODE, print_error
+from multihead.reporting.document import Report, build_report
+from multihead.reporting.runs import load_runs
+from multihead.reporting.statistics import ALPHA, DEFAULT_REFERENCE
+from multihead.run_folder import OK, load_run
 
 __all__ = ["Report", "build_report", "load_run", "load_runs", "main"]
 
@@ -49,18 +51,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.sweep_dir.is_dir():
-        print(f"error: no sweep folder at {args.sweep_dir}", file=sys.stderr)
-        return 2
-    report = build_report(
-        args.sweep_dir,
-        reference=args.reference,
-        out_dir=args.out,
-        baselines=not args.no_baselines,
-        alpha=args.alpha,
-    )
+        print_error(
+            f"no sweep folder at {args.sweep_dir}: run a sweep first, e.g. "
+            "`python train.py -m head=fused,split loss=bce,ce`, then give its folder "
+            "(outputs/multirun/DATE)"
+        )
+        return USAGE_EXIT_CODE
+    try:
+        report = build_report(
+            args.sweep_dir,
+            reference=args.reference,
+            out_dir=args.out,
+            baselines=not args.no_baselines,
+            alpha=args.alpha,
+        )
+    except FileNotFoundError as err:
+        print_error(str(err))
+        return USAGE_EXIT_CODE
     runs, comparisons = report.runs, report.comparisons
-    done = int((runs["status"] == "ok").sum())
-    variants = runs.loc[runs["status"] == "ok", "variant"].nunique()
+    done = int((runs["status"] == OK).sum())
+    variants = runs.loc[runs["status"] == OK, "variant"].nunique()
     print(f"report: {report.markdown_path}")
     print(
         f"{done} of {len(runs)} jobs finished; {variants} variants compared with {report.reference}"

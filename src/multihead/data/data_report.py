@@ -6,8 +6,6 @@ import logging
 
 log = logging.getLogger("multihead.data")
 
-REPORT_FILE = "data_report.json"
-
 
 def summary_lines(report: dict) -> list[str]:
     """One line per step that changed something or that a reader would check."""

@@ -23,9 +23,9 @@ from torchmetrics.classification import (
 )
 
 from multihead.data.labels import MISSING
+from multihead.metrics.names import ECE_BINS
 from multihead.tasks import Task
 
-ECE_BINS = 15
 PROBABILITY_METRICS = ("auroc_macro", "ece")
 
 

@@ -1,142 +1,47 @@
-"""Read a sweep back from its folders: one row per job, finished, failed or missing.
+"""A sweep read back from its folders: one row per job, finished, failed or missing, and the
+per-job files of a variant pooled over its seeds.
 
-This is the public API the report and the notebook share: `load_run(job_dir)` and
-`load_runs(sweep_dir)`. Nothing is re-trained and nothing touches the network; a job is
-whatever its files say. A job is a *variant* (head x loss x weighting, plus any other
-override that differs between jobs) at one training *seed*: seeds are the replicates that
-the comparisons pair on.
+This is the public API the report and the notebook share: `load_runs(sweep_dir)` (and
+`multihead.run_folder.load_run(job_dir)` for one job). Nothing is re-trained and nothing
+touches the network; a job is whatever its files say. A job is a *variant* (head x loss x
+weighting, plus any other override that differs between jobs) at one training *seed*.
+
+Counts (confusion matrices, TP/FP/TN/FN) are summed over seeds: every seed is tested on the
+same test split, so the sum is "how often, over all seeds" and rates recomputed from it weigh
+each seed equally.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
 
-from multihead.reporting.sweep_plan import planned_from_sweep_dir
+from multihead.metrics.names import JOINT
+from multihead.run_folder import (
+    DEFAULT_WEIGHTING,
+    MISSING,
+    OK,
+    PREDICTIONS_FILE,
+    VARIANT_KEYS,
+    confusion_file,
+    describe,
+    is_job_dir,
+    load_run,
+    override_pairs,
+    per_class_file,
+    planned_from_sweep_dir,
+    read_confusion,
+    read_history,
+    read_per_class,
+    read_predictions,
+)
 
-METRICS_FILE = "metrics.json"
-FAILED_FILE = "failed.json"
-CONFIG_FILE = "config.yaml"
-HYDRA_DIR = ".hydra"
-OK, FAILED, MISSING = "ok", "failed", "missing"
-DEFAULT_WEIGHTING = "fixed"  # runs from before weighting existed used fixed task weights
-VARIANT_KEYS = ("head", "loss", "weighting")
 # overrides that never define a variant: the replicate itself, and where results are logged
 NOT_VARIANT_KEYS = ("seed", "logger", "hydra", "paths", "callbacks.progress")
-JOB_NUMBER = re.compile(r"^(\d+)_")
-
-
-def _number(value: Any) -> float:
-    """JSON null (a metric a loss does not define, e.g. AUROC for regression) becomes NaN."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _name(value: Any) -> str | None:
-    """`head` may be written as a name or as a config node with a `name`; anything else (the
-    test loss *value* under `loss` in a metrics.json the job never finished) is no name."""
-    if isinstance(value, Mapping):
-        value = value.get("name")
-    return value if isinstance(value, str) else None
-
-
-def job_overrides(job_dir: Path) -> list[str]:
-    """The overrides Hydra recorded for this job (written before the job ran)."""
-    path = job_dir / HYDRA_DIR / "overrides.yaml"
-    if not path.exists():
-        return []
-    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path)) or []]
-
-
-def _job_config(job_dir: Path) -> dict:
-    """The resolved config the job saved, else Hydra's composed copy (failed before saving)."""
-    for path in (job_dir / CONFIG_FILE, job_dir / HYDRA_DIR / CONFIG_FILE):
-        if path.exists():
-            try:
-                return OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
-            except Exception:  # a half-written file says nothing; fall through
-                continue
-    return {}
-
-
-def _description(metrics: Mapping, config: Mapping, overrides: list[str]) -> dict[str, Any]:
-    """head, loss, weighting, seed, data: from metrics.json, else the config, else overrides."""
-    given = _pairs(o for o in overrides if not o.startswith("~"))
-    out: dict[str, Any] = {}
-    for key in VARIANT_KEYS:
-        out[key] = (
-            _name(metrics.get(key))
-            or _name(config.get(key))
-            or given.get(key)
-            or (DEFAULT_WEIGHTING if key == "weighting" else None)
-        )
-    seed = metrics.get("seed", config.get("seed", given.get("seed")))
-    out["seed"] = int(seed) if seed is not None and str(seed).lstrip("-").isdigit() else None
-    data = config.get("data") or {}
-    out["data"] = metrics.get("data") or data.get("name") or data.get("source")
-    return out
-
-
-def _flat_metrics(metrics: Mapping) -> dict[str, float]:
-    """`tasks.age.balanced_accuracy` -> column `age/balanced_accuracy`; joint accuracy as is."""
-    out = {
-        f"{task}/{name}": _number(value)
-        for task, values in (metrics.get("tasks") or {}).items()
-        for name, value in values.items()
-        if name != "n"
-    }
-    if "joint_accuracy" in metrics:
-        out["joint_accuracy"] = _number(metrics["joint_accuracy"])
-    return out
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def load_run(job_dir: str | Path) -> dict[str, Any]:
-    """One job as a flat dict: status, error (first line), head/loss/weighting/seed/data,
-    every test metric as `task/metric`, run facts (epochs, seconds) and the job's path."""
-    job_dir = Path(job_dir)
-    match = JOB_NUMBER.match(job_dir.name)
-    overrides = job_overrides(job_dir)
-    row: dict[str, Any] = {
-        "job": job_dir.name,
-        "num": int(match.group(1)) if match else None,
-        "path": str(job_dir),
-        "overrides": " ".join(overrides),
-        "override_list": overrides,
-    }
-    metrics_file, failed_file = job_dir / METRICS_FILE, job_dir / FAILED_FILE
-    metrics: dict = {}
-    if failed_file.exists():
-        try:
-            error = json.loads(failed_file.read_text()).get("error", "")
-        except json.JSONDecodeError:
-            error = failed_file.read_text()
-        row.update(status=FAILED, error=_first_line(error) or "failed (no message)")
-    elif metrics_file.exists():
-        metrics = json.loads(metrics_file.read_text())
-        row.update(status=OK, error="")
-    else:
-        row.update(status=FAILED, error="no metrics.json: the job did not finish")
-    row.update(_description(metrics, _job_config(job_dir), overrides))
-    for key in ("epochs_trained", "seconds", "num_parameters", "n_test"):
-        row[key] = metrics.get(key)
-    row.update(_flat_metrics(metrics))
-    return row
+COUNT_COLUMNS = ("tp", "fp", "tn", "fn", "support")
 
 
 def _missing_rows(planned: list[list[str]], found: Iterable[int]) -> list[dict[str, Any]]:
@@ -155,33 +60,24 @@ def _missing_rows(planned: list[list[str]], found: Iterable[int]) -> list[dict[s
             "status": MISSING,
             "error": "planned by the sweep but no job folder exists",
         }
-        row.update(_description({}, {}, overrides))
+        row.update(describe({}, {}, overrides))
         rows.append(row)
     return rows
 
 
-def is_job_dir(path: Path) -> bool:
-    return path.is_dir() and any(
-        (path / name).exists() for name in (METRICS_FILE, FAILED_FILE, CONFIG_FILE, HYDRA_DIR)
-    )
-
-
-def _pairs(overrides: Iterable[str]) -> dict[str, str]:
-    return dict(o.split("=", 1) for o in overrides if "=" in o)
-
-
-def _varying_keys(override_lists: list[list[str]]) -> list[str]:
-    """Override keys whose value differs between jobs, other than head/loss/weighting/seed
-    and logging choices."""
+def varying_keys(override_lists: list[list[str]], exclude: Iterable[str] = ()) -> list[str]:
+    """Override keys whose value differs between jobs (other than `exclude` and logging
+    choices)."""
     values: dict[str, set[str]] = {}
     for overrides in override_lists:
-        pairs = _pairs(overrides)
+        pairs = override_pairs(overrides)
         for key in set(values) | set(pairs):
             values.setdefault(key, set()).add(pairs.get(key, "<default>"))
+    skip = set(exclude)
     return sorted(
         k
         for k, v in values.items()
-        if len(v) > 1 and k not in VARIANT_KEYS and not k.lstrip("+~").startswith(NOT_VARIANT_KEYS)
+        if len(v) > 1 and k not in skip and not k.lstrip("+~").startswith(NOT_VARIANT_KEYS)
     )
 
 
@@ -195,10 +91,10 @@ def variant_label(head: Any, loss: Any, weighting: Any, extra: str = "") -> str:
 
 def add_variants(frame: pd.DataFrame) -> pd.DataFrame:
     """`variant` column: the label shared by every seed of one configuration."""
-    keys = _varying_keys(list(frame["override_list"]))
+    keys = varying_keys(list(frame["override_list"]), exclude=VARIANT_KEYS)
 
     def extra(overrides: list[str]) -> str:
-        pairs = _pairs(overrides)
+        pairs = override_pairs(overrides)
         return ",".join(f"{k}={pairs.get(k, '<default>')}" for k in keys)
 
     frame["variant"] = [
@@ -210,7 +106,9 @@ def add_variants(frame: pd.DataFrame) -> pd.DataFrame:
 
 def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     """Every job of a sweep folder, one row each, plus a row per planned job that never got a
-    folder; ordered by job number. Columns as in `load_run`, plus `variant`."""
+    folder; ordered by job number. Columns as in `run_folder.load_run`, plus `variant`.
+
+    A single run's folder (`python train.py` without `-m`) is read as a sweep of one job."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no sweep folder at {sweep_dir}")
@@ -218,8 +116,13 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     planned = planned_from_sweep_dir(sweep_dir)
     if planned is not None:
         rows += _missing_rows(planned, (r["num"] for r in rows if r["num"] is not None))
+    if not rows and is_job_dir(sweep_dir):
+        rows = [load_run(sweep_dir)]
     if not rows:
-        raise FileNotFoundError(f"{sweep_dir} holds no job folders (is it a sweep folder?)")
+        raise FileNotFoundError(
+            f"{sweep_dir} holds no job folders: give a sweep folder "
+            "(outputs/multirun/DATE, from `python train.py -m ...`) or a run folder"
+        )
     frame = pd.DataFrame(rows)
     frame = frame.sort_values("num", key=lambda s: s.fillna(1e9), kind="stable")
     return add_variants(frame.reset_index(drop=True))
@@ -232,7 +135,7 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def metric_names(runs: pd.DataFrame) -> list[str]:
     """Every `task/metric` column present, plus joint accuracy."""
-    return [c for c in runs.columns if "/" in c or c == "joint_accuracy"]
+    return [c for c in runs.columns if "/" in c or c == JOINT]
 
 
 def task_names(runs: pd.DataFrame) -> list[str]:
@@ -242,3 +145,74 @@ def task_names(runs: pd.DataFrame) -> list[str]:
         if "/" in column:
             seen.setdefault(column.split("/", 1)[0], None)
     return list(seen)
+
+
+def variants(runs: pd.DataFrame) -> list[str]:
+    """Variants with at least one finished job, in order of first appearance."""
+    return list(dict.fromkeys(ok_runs(runs)["variant"]))
+
+
+def _job_paths(runs: pd.DataFrame, variant: str) -> list[Path]:
+    done = ok_runs(runs)
+    return [Path(p) for p in done.loc[done["variant"] == variant, "path"]]
+
+
+def pooled_confusion(runs: pd.DataFrame, variant: str, task: str) -> pd.DataFrame:
+    """The variant's confusion matrix for `task`, summed over its seeds."""
+    frames = [
+        read_confusion(p, task)
+        for p in _job_paths(runs, variant)
+        if (p / confusion_file(task)).exists()
+    ]
+    if not frames:
+        raise FileNotFoundError(f"no {confusion_file(task)} for variant {variant!r}")
+    total = frames[0].copy()
+    for frame in frames[1:]:
+        total = total.add(frame, fill_value=0)
+    return total.astype(int)
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    return (num / den.where(den > 0)).fillna(0.0)
+
+
+def pooled_per_class(runs: pd.DataFrame, variant: str, task: str) -> pd.DataFrame:
+    """Per class TP, FP, TN, FN and support summed over the variant's seeds, with the
+    precision, recall and F1 those totals imply, and the number of seeds pooled."""
+    paths = [p for p in _job_paths(runs, variant) if (p / per_class_file(task)).exists()]
+    if not paths:
+        raise FileNotFoundError(f"no {per_class_file(task)} for variant {variant!r}")
+    frames = [read_per_class(p, task) for p in paths]
+    total = pd.concat(frames).groupby("class", sort=False)[list(COUNT_COLUMNS)].sum()
+    total = total.reset_index()
+    total["precision"] = _ratio(total["tp"], total["tp"] + total["fp"])
+    total["recall"] = _ratio(total["tp"], total["tp"] + total["fn"])
+    total["f1"] = _ratio(
+        2 * total["precision"] * total["recall"], total["precision"] + total["recall"]
+    )
+    total.insert(0, "seeds", len(paths))
+    return total
+
+
+def pooled_predictions(runs: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """All test predictions of a variant's seeds, with a `seed` column."""
+    done = ok_runs(runs)
+    frames = [
+        read_predictions(row.path).assign(seed=row.seed)
+        for row in done[done["variant"] == variant].itertuples()
+        if (Path(row.path) / PREDICTIONS_FILE).exists()
+    ]
+    if not frames:
+        raise FileNotFoundError(f"no {PREDICTIONS_FILE} for variant {variant!r}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def pooled_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Validation curves of every finished job: epoch, variant, seed and the `val/...`
+    columns; empty when no job has a CSV log."""
+    frames = []
+    for row in ok_runs(runs).itertuples():
+        curves = read_history(row.path)
+        if curves is not None:
+            frames.append(curves.assign(variant=row.variant, seed=row.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 import warnings
@@ -12,11 +11,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from multihead.errors import MultiheadError, exit_with_message, full_error_wanted
+from multihead.run_folder import FAILED_FILE, write_failure
 from multihead.training.loggers import finish_wandb
 from multihead.training.run import train
 
 log = logging.getLogger(__name__)
-FAILED_FILE = "failed.json"
 
 
 def quiet_lightning() -> None:
@@ -38,20 +38,18 @@ def in_multirun() -> bool:
 
 def run_job(cfg: DictConfig) -> dict | None:
     """Train one job. In a sweep a failure is recorded in the job's folder and the sweep goes
-    on; a single run re-raises so the command fails loudly."""
+    on; a single run stops: a project error (bad config or data) as one line and exit status
+    2, anything else (a bug) with its traceback."""
     quiet_lightning()
     try:
         return train(cfg)
     except Exception as err:
         if not in_multirun():
+            if isinstance(err, MultiheadError) and not full_error_wanted():
+                exit_with_message(f"{type(err).__name__}: {err}")
             raise
         out = Path(HydraConfig.get().runtime.output_dir)
-        (out / FAILED_FILE).write_text(
-            json.dumps(
-                {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
-                indent=2,
-            )
-        )
+        write_failure(out, f"{type(err).__name__}: {err}", traceback.format_exc())
         log.error("job failed: %s: %s (details in %s)", type(err).__name__, err, out / FAILED_FILE)
         return None
     finally:

@@ -175,7 +175,7 @@ class MultiHeadModule(pl.LightningModule):
         self._evaluate(batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        from multihead.reporting.artifacts import collect_test_results, write_test_artifacts
+        from multihead.training.results import collect_test_results, write_test_artifacts
 
         results = collect_test_results(self.test_metrics, self.loss_fn)  # collective: all ranks
         self.test_metrics.reset()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -11,10 +10,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from multihead.data.data_report import REPORT_FILE as DATA_REPORT_FILE
 from multihead.data.datamodule import prepare_cohort
-from multihead.reporting.artifacts import METRICS_FILE
-from multihead.reporting.console import print_run_table
+from multihead.reporting.tables import print_run_table
+from multihead.run_folder import HISTORY_FILE, read_metrics, write_inputs, write_metrics
 from multihead.training.builders import build_datamodule, build_module, build_trainer
 from multihead.training.validation import validate_config
 
@@ -33,24 +31,12 @@ def describe(cfg: DictConfig) -> dict:
     }
 
 
-def save_inputs(out: Path, cfg: DictConfig, datamodule) -> None:
-    """Config, split assignment and the truly informative features, before any training."""
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    datamodule.split_frame().to_csv(out / "splits.csv", index=False)
-    if datamodule.cohort.report:  # what loading dropped, masked, clipped or imputed
-        (out / DATA_REPORT_FILE).write_text(json.dumps(datamodule.cohort.report, indent=1))
-    if datamodule.cohort.informative:
-        (out / "informative_features.json").write_text(
-            json.dumps(datamodule.cohort.informative, indent=1)
-        )
-
-
 @contextmanager
 def epoch_history_kept(out: Path) -> Iterator[None]:
     """Under ddp_spawn the test stage rebuilds the CSV logger in fresh processes, which starts
     csv/metrics.csv anew and loses the per-epoch history of fit; put that history back (the
     test scalars are in metrics.json). On one process the test row is appended instead."""
-    history = out / "csv" / "metrics.csv"
+    history = out / HISTORY_FILE
     saved = history.read_text() if history.exists() else None
     yield
     if saved is not None and (
@@ -70,14 +56,14 @@ def train(cfg: DictConfig) -> dict:
     module = build_module(cfg, cohort, output_dir=str(out))
     datamodule = build_datamodule(cfg, cohort)
     trainer = build_trainer(cfg, out)
-    save_inputs(out, cfg, datamodule)
+    write_inputs(out, cfg, datamodule.split_frame(), cohort.report, cohort.informative)
     trainer.fit(module, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     with epoch_history_kept(out):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     if best:
         module.load_weights(best)  # learned task weights below are the tested model's
-    metrics = json.loads((out / METRICS_FILE).read_text())
+    metrics = read_metrics(out)
     metrics.update(describe(cfg))
     metrics.update(
         {
@@ -92,7 +78,7 @@ def train(cfg: DictConfig) -> dict:
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    write_metrics(out, metrics)
     d = describe(cfg)
     print_run_table(
         metrics,
@@ -119,4 +105,4 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
     trainer.test(
         module, datamodule=build_datamodule(cfg, cohort), ckpt_path=str(checkpoint), verbose=False
     )
-    return json.loads((out / METRICS_FILE).read_text())
+    return read_metrics(out)

@@ -42,8 +42,9 @@ def resolve_task_losses(
     strays = sorted(k for k, v in per_task.items() if v is not None and k not in names)
     if strays:
         raise ConfigError(
-            f"loss.{strays[0]} names no task; the tasks are {names} "
-            "(set loss.<task>=<loss> for one of them, or null)"
+            f"loss.{strays[0]} names no task; the tasks are {names}. The loss preset sets "
+            f"loss.{strays[0]}: with that task removed, add loss.{strays[0]}=null to the "
+            "command line (or set loss.<task>=<loss> for one of the tasks)"
         )
     chosen: dict[str, type[TaskLoss]] = {}
     for task in tasks:

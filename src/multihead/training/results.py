@@ -1,8 +1,8 @@
-"""Test-time artifacts of one run: metrics.json, confusion and per-class tables, predictions."""
+"""Test results of one run: collected from the metrics on every rank, written by rank 0 into
+the run folder (metrics.json, confusion and per-class tables, predictions)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +13,14 @@ from multihead.data.datamodule import PreparedCohort
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.per_class import per_class_table
 from multihead.models.losses.multitask import MultiTaskLoss
-from multihead.reporting.confusion_plot import plot_confusion
-
-METRICS_FILE = "metrics.json"
+from multihead.reporting.plots import plot_confusion
+from multihead.run_folder import (
+    PREDICTIONS_FILE,
+    confusion_file,
+    confusion_plot_file,
+    per_class_file,
+    write_metrics,
+)
 
 
 @dataclass
@@ -103,15 +108,15 @@ def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort
             index=pd.Index(task.classes, name="true"),
             columns=pd.Index(task.classes, name="predicted"),
         )
-        frame.to_csv(out / f"confusion_{task.name}.csv")
+        frame.to_csv(out / confusion_file(task.name))
         plot_confusion(
             matrix,
             list(task.classes),
             f"{task.name}: test confusion matrix",
-            out / f"confusion_{task.name}.png",
+            out / confusion_plot_file(task.name),
         )
         per_class_table(results.stat_scores[task.name], list(task.classes)).to_csv(
-            out / f"per_class_{task.name}.csv", index=False
+            out / per_class_file(task.name), index=False
         )
-    predictions_frame(results, cohort).to_csv(out / "predictions.csv", index=False)
-    (out / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    predictions_frame(results, cohort).to_csv(out / PREDICTIONS_FILE, index=False)
+    write_metrics(out, summary)

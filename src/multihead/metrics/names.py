@@ -1,11 +1,15 @@
-"""Which test metrics the comparison is about, how to name them, and which way is better."""
+"""Metric names in one place: which test metrics the comparison is about, how to name them
+(in sentences and in compact tables), which way is better, and the calibration bins.
+
+No torch here: the report and the notebook import this without the training stack."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+JOINT = "joint_accuracy"  # every task right on the same sample
+ECE_BINS = 15  # equal-width confidence bins of the ECE and of the reliability plots
 KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years")
-JOINT = "joint_accuracy"
 LOWER_IS_BETTER = frozenset({"ece", "mae_years", "incoherent_rate", "loss"})
 LABELS = {
     "balanced_accuracy": "balanced accuracy",
@@ -32,6 +36,18 @@ RATES = frozenset(
     }
 )
 NON_NEGATIVE = frozenset({"mae_years"})
+#: compact column names for console tables
+SHORT_LABELS = {
+    "accuracy": "acc",
+    "balanced_accuracy": "bal_acc",
+    "f1_macro": "F1",
+    "auroc_macro": "AUROC",
+    "ece": "ECE",
+    "mae_years": "MAE (y)",
+    "within_one_bin_accuracy": "±1 bin",
+    "incoherent_rate": "incoherent",
+    "n": "n",
+}
 
 
 def metric_of(column: str) -> str:

@@ -21,8 +21,10 @@ from sklearn.metrics import balanced_accuracy_score
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
 from multihead.data.labels import MISSING
 from multihead.metrics.joint import JointAccuracy
+from multihead.metrics.names import JOINT
 from multihead.metrics.task_metrics import TaskMetrics
-from multihead.reporting.runs import CONFIG_FILE, ok_runs
+from multihead.reporting.runs import ok_runs
+from multihead.run_folder import CONFIG_FILE, SPLITS_FILE, read_config, read_splits
 
 MAJORITY = "majority class"
 LOGISTIC = "logistic regression"
@@ -82,16 +84,16 @@ def score(cohort: PreparedCohort, probs: list[np.ndarray]) -> dict[str, float]:
         out.update({f"{task.name}/{k}": v for k, v in metrics.compute_scalars().items()})
     joint = JointAccuracy()
     joint.update(torch.stack([torch.from_numpy(p.argmax(axis=1)) for p in probs], dim=1), labels)
-    out["joint_accuracy"] = float(joint.compute())
+    out[JOINT] = float(joint.compute())
     return out
 
 
 def _check_split(cohort: PreparedCohort, job_dir: Path) -> str:
     """A note if the rebuilt test split is not the one the job saved (it should never be)."""
-    path = job_dir / "splits.csv"
+    path = job_dir / SPLITS_FILE
     if not path.exists():
         return ""
-    saved = pd.read_csv(path, dtype={"sample_id": str})
+    saved = read_splits(job_dir)
     saved_test = set(saved.loc[saved["split"] == "test", "sample_id"])
     rebuilt = {cohort.sample_ids[i] for i in cohort.splits["test"]}
     if saved_test != rebuilt:
@@ -126,8 +128,7 @@ def reference_scores(cohort: PreparedCohort) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _data_key(job_dir: Path) -> str:
-    cfg = OmegaConf.load(job_dir / CONFIG_FILE)
-    return OmegaConf.to_yaml(cfg.data)
+    return OmegaConf.to_yaml(read_config(job_dir).data)
 
 
 def reference_metrics(runs: pd.DataFrame) -> ReferenceResult:

@@ -1,0 +1,343 @@
+"""The run folder: what a job writes, under which names, and how it is read back.
+
+This module is the one owner of that contract. Training writes through it, the report, the
+notebook, W&B and the sweep table read through it; no other module spells a file name.
+
+A job folder (`outputs/runs/DATE/` or `outputs/multirun/DATE/N_overrides/`) holds:
+
+| file | written | what |
+|---|---|---|
+| `config.yaml` | before training | the resolved config |
+| `splits.csv` | before training | sample id -> train/val/test |
+| `data_report.json` | before training | what loading dropped, masked, clipped or imputed |
+| `informative_features.json` | before training | the planted genes (built-in cohort only) |
+| `metrics.json` | after test | every test metric and the run's facts |
+| `confusion_<task>.csv/.png`, `per_class_<task>.csv`, `predictions.csv` | after test | |
+| `failed.json` | on failure (in a sweep) | the error and its traceback |
+| `csv/metrics.csv` | during training | per-epoch history (CSV logger) |
+| `checkpoints/best.ckpt` | during training | the best checkpoint |
+
+JSON files are written atomically (a temporary file renamed into place), so a reader never
+sees half a file, even while a sweep is still running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from multihead.metrics.names import JOINT
+
+METRICS_FILE = "metrics.json"
+FAILED_FILE = "failed.json"
+CONFIG_FILE = "config.yaml"
+SPLITS_FILE = "splits.csv"
+DATA_REPORT_FILE = "data_report.json"
+INFORMATIVE_FILE = "informative_features.json"
+PREDICTIONS_FILE = "predictions.csv"
+HISTORY_FILE = "csv/metrics.csv"
+CHECKPOINT_DIR = "checkpoints"
+HYDRA_DIR = ".hydra"
+OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
+SWEEP_SUMMARY_FILE = "sweep_summary.csv"
+MULTIRUN_FILE = "multirun.yaml"
+OK, FAILED, MISSING = "ok", "failed", "missing"
+RUN_FACTS = ("epochs_trained", "seconds", "num_parameters", "n_test")
+JOB_NUMBER = re.compile(r"^(\d+)_")
+BASIC_SWEEPER = "BasicSweeper"
+
+
+def confusion_file(task: str) -> str:
+    return f"confusion_{task}.csv"
+
+
+def confusion_plot_file(task: str) -> str:
+    return f"confusion_{task}.png"
+
+
+def per_class_file(task: str) -> str:
+    return f"per_class_{task}.csv"
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any, indent: int = 2) -> None:
+    write_text(path, json.dumps(data, indent=indent))
+
+
+def write_metrics(job_dir: Path, metrics: Mapping) -> None:
+    write_json(Path(job_dir) / METRICS_FILE, dict(metrics))
+
+
+def write_failure(job_dir: Path, error: str, traceback: str | None = None) -> None:
+    """Record why a job failed: the sweep goes on and the report lists the error."""
+    payload = {"error": error} if traceback is None else {"error": error, "traceback": traceback}
+    write_json(Path(job_dir) / FAILED_FILE, payload)
+
+
+def write_inputs(
+    job_dir: Path,
+    cfg: DictConfig,
+    splits: pd.DataFrame,
+    data_report: Mapping,
+    informative: Mapping,
+) -> None:
+    """What a job saves before training: config, split assignment, data report, planted genes."""
+    OmegaConf.save(cfg, job_dir / CONFIG_FILE, resolve=True)
+    splits.to_csv(job_dir / SPLITS_FILE, index=False)
+    if data_report:
+        write_json(job_dir / DATA_REPORT_FILE, dict(data_report), indent=1)
+    if informative:
+        write_json(job_dir / INFORMATIVE_FILE, dict(informative), indent=1)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def read_metrics(job_dir: str | Path) -> dict | None:
+    path = Path(job_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_failure(job_dir: str | Path) -> str | None:
+    """The error a failed job recorded (None: no failed.json)."""
+    path = Path(job_dir) / FAILED_FILE
+    if not path.exists():
+        return None
+    try:
+        return str(json.loads(path.read_text()).get("error", ""))
+    except json.JSONDecodeError:
+        return path.read_text()
+
+
+def read_config(job_dir: str | Path) -> DictConfig:
+    return OmegaConf.load(Path(job_dir) / CONFIG_FILE)
+
+
+def read_splits(job_dir: str | Path) -> pd.DataFrame:
+    return pd.read_csv(Path(job_dir) / SPLITS_FILE, dtype={"sample_id": str})
+
+
+def read_confusion(job_dir: str | Path, task: str) -> pd.DataFrame:
+    """Rows true class, columns predicted class, as the job wrote it."""
+    return pd.read_csv(Path(job_dir) / confusion_file(task), index_col=0)
+
+
+def read_per_class(job_dir: str | Path, task: str) -> pd.DataFrame:
+    return pd.read_csv(Path(job_dir) / per_class_file(task), dtype={"class": str})
+
+
+def confusion_tasks(job_dir: str | Path) -> list[str]:
+    """Tasks that have a confusion matrix in this folder, in name order."""
+    return [
+        p.stem.removeprefix("confusion_") for p in sorted(Path(job_dir).glob("confusion_*.csv"))
+    ]
+
+
+def read_predictions(job_dir: str | Path) -> pd.DataFrame:
+    return pd.read_csv(Path(job_dir) / PREDICTIONS_FILE, dtype={"sample_id": str})
+
+
+def task_probabilities(predictions: pd.DataFrame, task: str) -> tuple[Any, list[str]]:
+    """The `task_p[class]` columns as an (n, k) array, with the class names in order."""
+    prefix = f"{task}_p["
+    columns = [c for c in predictions.columns if c.startswith(prefix)]
+    return predictions[columns].to_numpy(float), [c[len(prefix) : -1] for c in columns]
+
+
+def read_history(job_dir: str | Path) -> pd.DataFrame | None:
+    """Per-epoch validation values from the CSV logger's file, one row per epoch; None when
+    the job ran without the CSV logger."""
+    path = Path(job_dir) / HISTORY_FILE
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path)
+    val = [c for c in frame.columns if c.startswith("val/")]
+    if "epoch" not in frame or not val:
+        return None
+    return frame.dropna(subset=val, how="all").groupby("epoch", as_index=False)[val].last()
+
+
+def job_overrides(job_dir: str | Path) -> list[str]:
+    """The overrides Hydra recorded for this job (written before the job ran)."""
+    path = Path(job_dir) / OVERRIDES_FILE
+    if not path.exists():
+        return []
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path)) or []]
+
+
+def job_config(job_dir: str | Path) -> dict:
+    """The resolved config the job saved, else Hydra's composed copy (failed before saving)."""
+    job_dir = Path(job_dir)
+    for path in (job_dir / CONFIG_FILE, job_dir / HYDRA_DIR / CONFIG_FILE):
+        if path.exists():
+            try:
+                return OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+            except Exception:  # a half-written file says nothing; fall through
+                continue
+    return {}
+
+
+def is_job_dir(path: Path) -> bool:
+    """A folder a job wrote (Hydra's own `.hydra` folder is part of a job, not one)."""
+    return (
+        path.is_dir()
+        and path.name != HYDRA_DIR
+        and any(
+            (path / name).exists() for name in (METRICS_FILE, FAILED_FILE, CONFIG_FILE, HYDRA_DIR)
+        )
+    )
+
+
+def override_pairs(overrides: Iterable[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
+def _number(value: Any) -> float:
+    """JSON null (a metric a loss does not define, e.g. AUROC for regression) becomes NaN."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _name(value: Any) -> str | None:
+    """`head` may be written as a name or as a config node with a `name`; anything else (the
+    test loss *value* under `loss` in a metrics.json the job never finished) is no name."""
+    if isinstance(value, Mapping):
+        value = value.get("name")
+    return value if isinstance(value, str) else None
+
+
+VARIANT_KEYS = ("head", "loss", "weighting")
+DEFAULT_WEIGHTING = "fixed"  # runs from before weighting existed used fixed task weights
+
+
+def describe(metrics: Mapping, config: Mapping, overrides: list[str]) -> dict[str, Any]:
+    """head, loss, weighting, seed, data: from metrics.json, else the config, else overrides."""
+    given = override_pairs(o for o in overrides if not o.startswith("~"))
+    out: dict[str, Any] = {}
+    for key in VARIANT_KEYS:
+        out[key] = (
+            _name(metrics.get(key))
+            or _name(config.get(key))
+            or given.get(key)
+            or (DEFAULT_WEIGHTING if key == "weighting" else None)
+        )
+    seed = metrics.get("seed", config.get("seed", given.get("seed")))
+    out["seed"] = int(seed) if seed is not None and str(seed).lstrip("-").isdigit() else None
+    data = config.get("data") or {}
+    out["data"] = metrics.get("data") or data.get("name") or data.get("source")
+    return out
+
+
+def flat_metrics(metrics: Mapping) -> dict[str, float]:
+    """`tasks.age.balanced_accuracy` -> column `age/balanced_accuracy`; joint accuracy as is."""
+    out = {
+        f"{task}/{name}": _number(value)
+        for task, values in (metrics.get("tasks") or {}).items()
+        for name, value in values.items()
+        if name != "n" and not isinstance(value, (list, dict, str))
+    }
+    if JOINT in metrics:
+        out[JOINT] = _number(metrics[JOINT])
+    return out
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def load_run(job_dir: str | Path) -> dict[str, Any]:
+    """One job as a flat dict: status (ok/failed), error (first line), head/loss/weighting/
+    seed/data, every test metric as `task/metric`, run facts (epochs, seconds) and its path."""
+    job_dir = Path(job_dir)
+    match = JOB_NUMBER.match(job_dir.name)
+    overrides = job_overrides(job_dir)
+    row: dict[str, Any] = {
+        "job": job_dir.name,
+        "num": int(match.group(1)) if match else None,
+        "path": str(job_dir),
+        "overrides": " ".join(overrides),
+        "override_list": overrides,
+    }
+    error = read_failure(job_dir)
+    metrics: dict = {}
+    if error is not None:
+        row.update(status=FAILED, error=_first_line(error) or "failed (no message)")
+    elif (job_dir / METRICS_FILE).exists():
+        metrics = read_metrics(job_dir) or {}
+        row.update(status=OK, error="")
+    else:
+        row.update(status=FAILED, error=f"no {METRICS_FILE}: the job did not finish")
+    row.update(describe(metrics, job_config(job_dir), overrides))
+    for key in RUN_FACTS:
+        row[key] = metrics.get(key)
+    row.update(flat_metrics(metrics))
+    return row
+
+
+# ------------------------------------------------------------------------------- sweep plan
+# Hydra's basic sweeper expands `hydra.sweeper.params` plus the command-line overrides into a
+# cartesian product in a fixed order; job `i` gets the `i`-th combination. Re-running that
+# expansion (Hydra's own `split_arguments`) gives the plan without launching anything: the
+# count for "job i of N", and the jobs that never left a folder.
+
+
+def sweep_arguments(hydra_cfg: DictConfig) -> list[str]:
+    """Sweeper params (e.g. from `experiment=`) first, then the command line, as Hydra does."""
+    params = hydra_cfg.get("sweeper", {}).get("params") or {}
+    task = list(hydra_cfg.get("overrides", {}).get("task") or [])
+    return [f"{key}={value}" for key, value in params.items()] + [str(o) for o in task]
+
+
+def planned_overrides(hydra_cfg: DictConfig) -> list[list[str]] | None:
+    """The overrides of every planned job, in job-number order; None for sweepers other than
+    Hydra's basic one, or sweeps it cannot expand without the config loader (glob choices)."""
+    target = str(hydra_cfg.get("sweeper", {}).get("_target_", ""))
+    if not target.endswith(BASIC_SWEEPER):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(sweep_arguments(hydra_cfg))
+        batches = BasicSweeper.split_arguments(overrides, None)
+    except Exception:  # any parse problem only means "plan unknown"
+        return None
+    return [list(job) for batch in batches for job in batch]
+
+
+def planned_from_sweep_dir(sweep_dir: str | Path) -> list[list[str]] | None:
+    """The plan recorded in a sweep folder's `multirun.yaml`, or None when there is none."""
+    path = Path(sweep_dir) / MULTIRUN_FILE
+    if not path.exists():
+        return None
+    cfg = OmegaConf.load(path)
+    return planned_overrides(cfg.hydra) if "hydra" in cfg else None
