@@ -101,6 +101,6 @@ def test_command_line_writes_the_file_or_reports_the_error(run, tmp_path, capsys
     bad = matrix.iloc[:7].copy()
     bad.loc[bad.index[2], _kept(run_dir)[0]] = np.nan
     bad.to_csv(tmp_path / "bad.csv")
-    assert main([str(run_dir), str(tmp_path / "bad.csv"), "--out", str(tmp_path / "q.csv")]) == 1
+    assert main([str(run_dir), str(tmp_path / "bad.csv"), "--out", str(tmp_path / "q.csv")]) == 2
     err = capsys.readouterr().err
     assert "NaN or inf" in err and "'00002'" in err and not (tmp_path / "q.csv").exists()

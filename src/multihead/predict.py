@@ -25,10 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from multihead.data.datamodule import CohortDataModule, PreparedCohort
 from multihead.data.feature_match import match_features
 from multihead.data.preprocess import Preprocessor
-from multihead.errors import DataError, MultiheadError
+from multihead.errors import USAGE_EXIT_CODE, DataError, MultiheadError, print_error
+from multihead.run_folder import BEST_CHECKPOINT, CONFIG_FILE
 from multihead.tasks import Task
-
-CHECKPOINT = Path("checkpoints") / "best.ckpt"
 
 
 @dataclass
@@ -44,8 +43,8 @@ class TrainedRun:
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TrainedRun:
     """Config and checkpoint of a run; the checkpoint loads with `weights_only=True`."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    ckpt_path = Path(checkpoint) if checkpoint else run_dir / CHECKPOINT
+    config_path = run_dir / CONFIG_FILE
+    ckpt_path = Path(checkpoint) if checkpoint else run_dir / BEST_CHECKPOINT
     for path in (config_path, ckpt_path):
         if not path.is_file():
             raise DataError(f"{path} not found: RUN_DIR must be a training run's folder")
@@ -195,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frame = predict(args.run_dir, args.new_file, out, args.orientation, args.layer)
     except MultiheadError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        print_error(str(err))
+        return USAGE_EXIT_CODE
     print(f"{len(frame)} samples predicted -> {out}")
     return 0
 

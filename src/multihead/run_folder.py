@@ -45,7 +45,8 @@ DATA_REPORT_FILE = "data_report.json"
 INFORMATIVE_FILE = "informative_features.json"
 PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "csv/metrics.csv"
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = "checkpoints"  # = callbacks.checkpoint.dirpath in conf/callbacks/default.yaml
+BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.ckpt"  # filename: best
 HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 SWEEP_SUMMARY_FILE = "sweep_summary.csv"
