@@ -17,9 +17,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from multihead.command_line import command_line_hint
+    from multihead.command_line import command_line_hint, register_help
     from multihead.errors import exit_with_message
 
+    register_help(CONF_DIR)
     hint = command_line_hint(sys.argv[1:], CONF_DIR)
     if hint:
         exit_with_message(hint)

@@ -94,3 +94,30 @@ def command_line_hint(args: list[str], conf_dir: Path) -> str | None:
         if hint:
             return hint
     return data_option_hint(overrides, conf_dir)
+
+
+HELP_RESOLVER = "multihead_choices"
+#: config-group folders that only hold fragments the options include (not choices)
+FRAGMENT_FOLDERS = ("shared",)
+#: Hydra's own groups, explained by `--hydra-help`
+HYDRA_GROUPS = ("hydra",)
+
+
+def config_choices(conf_dir: Path) -> str:
+    """`  head: fused, separate, split, towers` per config group, for `--help`; fragment
+    folders (`data/shared`) are not choices and are left out."""
+    lines = []
+    for group in sorted(p for p in conf_dir.iterdir() if p.is_dir()):
+        if group.name in HYDRA_GROUPS:
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        if options:
+            lines.append(f"  {group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def register_help(conf_dir: Path) -> None:
+    """Make `${multihead_choices:}` in the help template (conf/hydra/default.yaml) list the
+    choices found in `conf_dir`, so the help never lists a fragment or misses a new option."""
+    if not OmegaConf.has_resolver(HELP_RESOLVER):
+        OmegaConf.register_new_resolver(HELP_RESOLVER, lambda: config_choices(conf_dir))

@@ -124,7 +124,7 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
             "(outputs/multirun/DATE, from `python train.py -m ...`) or a run folder"
         )
     frame = pd.DataFrame(rows)
-    frame = frame.sort_values("num", key=lambda s: s.fillna(1e9), kind="stable")
+    frame = frame.sort_values("num", key=lambda s: pd.to_numeric(s).fillna(1e9), kind="stable")
     return add_variants(frame.reset_index(drop=True))
 
 

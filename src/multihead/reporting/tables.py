@@ -7,9 +7,10 @@ import math
 from collections.abc import Mapping
 
 import pandas as pd
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from multihead.metrics.names import SHORT_LABELS
 
@@ -54,9 +55,9 @@ def constant_columns(frame: pd.DataFrame, columns: list[str]) -> dict[str, str]:
     }
 
 
-def sweep_table(frame: pd.DataFrame, title: str) -> Table:
+def sweep_table(frame: pd.DataFrame, title: str) -> Group:
     """A row per job: the overrides that vary between jobs, status, key metrics. Overrides
-    with the same value in every job (a data path, say) are stated once in the caption."""
+    with the same value in every job (a data path, say) are stated once, above the table."""
     metric_cols = [c for c in frame.columns if "/" in c or c == "joint_accuracy"]
     group_cols = [
         c
@@ -66,9 +67,6 @@ def sweep_table(frame: pd.DataFrame, title: str) -> Table:
     constants = constant_columns(frame, group_cols)
     group_cols = [c for c in group_cols if c not in constants]
     table = Table(title=title, title_justify="left")
-    if constants:
-        table.caption = "every job: " + " ".join(f"{k}={v}" for k, v in constants.items())
-        table.caption_justify = "left"
     for col in [*group_cols, "status"]:
         table.add_column(col)
     for col in metric_cols:
@@ -84,7 +82,10 @@ def sweep_table(frame: pd.DataFrame, title: str) -> Table:
         )
         values = [("–" if pd.isna(row.get(c)) else f"{row[c]:.3f}") for c in metric_cols]
         table.add_row(*cells, status, *values)
-    return table
+    if not constants:
+        return Group(table)
+    line = "every job: " + " ".join(f"{k}={v}" for k, v in constants.items())
+    return Group(Text(line, overflow="fold"), table)
 
 
 # ------------------------------------------------------------------------ Markdown
