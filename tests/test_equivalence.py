@@ -1,7 +1,7 @@
 """The central fact: a fused Linear(latent, m+n) and per-task Linears are the same network.
 
-With the same seed they start from the same weights, and under the same (per-task CE) loss
-they stay the same through training: only the loss and decoding can make designs differ.
+With the same seed they start from the same weights, and under the same loss they take the
+same steps up to float rounding: only the loss and decoding can make designs really differ.
 """
 
 from __future__ import annotations
@@ -43,27 +43,38 @@ def test_same_seed_same_initial_weights(small_config):
     assert not torch.equal(stacked_split_head(other)[0], weight)
 
 
-def test_fused_ce_equals_split_ce_after_training(small_config):
-    cfg_fused = small_config("head=fused", "loss=ce", out="fused")
-    cfg_split = small_config("head=split", "loss=ce", out="split")
-    m_fused, m_split = train(cfg_fused), train(cfg_split)
-    a = load_net(Path(cfg_fused.paths.output_dir))
-    b = load_net(Path(cfg_split.paths.output_dir))
+def test_fused_and_split_agree_as_the_readme_says(small_config):
+    """The same function up to float rounding (one GEMM vs two): after one epoch the weights
+    agree to rounding; training may amplify it, so after a full run the documented agreement
+    is most predictions equal and metrics far closer than two seeds, not exact equality."""
+    one = {
+        h: small_config(f"head={h}", "loss=ce", "trainer.max_epochs=1", out=f"{h}1")
+        for h in ("fused", "split")
+    }
+    for cfg in one.values():
+        train(cfg)
+    a, b = (load_net(Path(cfg.paths.output_dir)) for cfg in one.values())
     trunk = [k for k in a if k.startswith("net.trunk.")]
     assert trunk and all(k in b for k in trunk)
     for key in trunk:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     for part in ("weight", "bias"):
         stacked = torch.cat([b[f"net.head.heads.{t}.{part}"] for t in ("age", "sex")])
-        torch.testing.assert_close(a[f"net.head.linear.{part}"], stacked, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(a[f"net.head.linear.{part}"], stacked, rtol=1e-4, atol=1e-5)
+
+    full = {h: small_config(f"head={h}", "loss=ce", out=h) for h in ("fused", "split")}
+    metrics = {h: train(cfg) for h, cfg in full.items()}
+    preds = {
+        h: pd.read_csv(Path(cfg.paths.output_dir, "predictions.csv")) for h, cfg in full.items()
+    }
+    assert len(preds["fused"]) == metrics["fused"]["n_test"]
     for task in ("age", "sex"):
-        for name, value in m_fused["tasks"][task].items():
-            assert m_split["tasks"][task][name] == pytest.approx(value, abs=1e-4), (task, name)
-    # identical decoded classes for every test sample
-    pf = pd.read_csv(Path(cfg_fused.paths.output_dir, "predictions.csv"))
-    ps = pd.read_csv(Path(cfg_split.paths.output_dir, "predictions.csv"))
-    assert len(pf) == m_fused["n_test"]
-    pd.testing.assert_frame_equal(pf.filter(like="_pred"), ps.filter(like="_pred"))
+        same = (preds["fused"][f"{task}_pred"] == preds["split"][f"{task}_pred"]).mean()
+        assert same >= 0.9, (task, same)
+        fused, split = metrics["fused"]["tasks"][task], metrics["split"]["tasks"][task]
+        assert split["balanced_accuracy"] == pytest.approx(fused["balanced_accuracy"], abs=0.03)
+    age_f, age_s = metrics["fused"]["tasks"]["age"], metrics["split"]["tasks"]["age"]
+    assert age_s["mae_years"] == pytest.approx(age_f["mae_years"], abs=0.5)
 
 
 def test_bce_and_ce_differ_on_the_same_network(small_config):
