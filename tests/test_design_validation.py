@@ -34,7 +34,10 @@ AGE_AS_CATEGORIES = ["data.tasks.age.bins=null", "+data.tasks.age.classes=[young
         (["loss=ce", "loss.sex=corn"], r"loss.sex=corn needs ordered classes .* allowed for 'sex'"),
         (["loss=soft", "loss.default=soft"], r"loss.default=soft needs ordered classes .*'sex'"),
         (["loss=ce", "loss.age=ordinal"], r"loss.age: unknown loss 'ordinal'; available: bce, ce"),
-        (["loss=corn", "~data.tasks.age"], r"loss.age names no task; the tasks are \['sex'\]"),
+        (
+            ["loss=corn", "~data.tasks.age"],
+            r"loss.age names no task; the tasks are \['sex'\].* add loss.age=null",
+        ),
         (
             ["loss=soft", "loss.options.soft.sigma=-1"],
             r"loss.options.soft.sigma must be a number > 0",
