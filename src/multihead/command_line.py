@@ -96,7 +96,28 @@ def command_line_hint(args: list[str], conf_dir: Path) -> str | None:
     return data_option_hint(overrides, conf_dir)
 
 
-HELP_RESOLVER = "multihead_choices"
+HELP_RESOLVER = "multihead_help"
+HELP = """multihead: does a multi-head network with a loss per task beat one sigmoid/BCE layer over
+all outputs, on your data? Train, sweep and compare heads, losses and task weightings.
+
+Examples
+  python train.py                                     default: fused+bce on the built-in cohort
+  python train.py head=split loss=ce seed=3           another design / training seed
+  python train.py -m head=fused,split loss=bce,ce     the 2 x 2 sweep, one table at the end
+  python train.py experiment=head_vs_loss             every head x loss x 3 seeds (72 jobs)
+  python train.py data=table data.matrix=X.csv.gz data.samples=samples.csv   your own data
+  python train.py data=anndata data.path=cohort.h5ad  AnnData (.X or a layer, labels from .obs)
+  python train.py debug=fast                          a smoke test in seconds
+  python -m multihead.report outputs/multirun/DATE    the comparison report of a sweep
+
+Config groups (choose one option each: group=option)
+{choices}
+
+Any key can be overridden (key=value, e.g. data.batch_size=32); quote values with brackets or
+parentheses: 'data.matrix="my data (1).csv"'. `--cfg job` prints the composed config.
+A bad option, file or label stops with one line (exit status 2); HYDRA_FULL_ERROR=1 shows
+the traceback. Hydra's own options: --hydra-help. More: README.md.
+"""
 #: config-group folders that only hold fragments the options include (not choices)
 FRAGMENT_FOLDERS = ("shared",)
 #: Hydra's own groups, explained by `--hydra-help`
@@ -117,7 +138,10 @@ def config_choices(conf_dir: Path) -> str:
 
 
 def register_help(conf_dir: Path) -> None:
-    """Make `${multihead_choices:}` in the help template (conf/hydra/default.yaml) list the
-    choices found in `conf_dir`, so the help never lists a fragment or misses a new option."""
+    """Make `${multihead_help:}`, the help template in conf/hydra/default.yaml, the text above
+    with the choices found in `conf_dir`: the help never lists a fragment or misses an option.
+    (`$` is escaped: Hydra reads the template as a `string.Template`.)"""
     if not OmegaConf.has_resolver(HELP_RESOLVER):
-        OmegaConf.register_new_resolver(HELP_RESOLVER, lambda: config_choices(conf_dir))
+        OmegaConf.register_new_resolver(
+            HELP_RESOLVER, lambda: HELP.format(choices=config_choices(conf_dir)).replace("$", "$$")
+        )
