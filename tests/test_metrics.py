@@ -142,10 +142,18 @@ def auroc_per_class(probs: np.ndarray, target: np.ndarray) -> dict[int, float]:
 
 
 def ordinal_reference(probs: np.ndarray, target: np.ndarray, years: np.ndarray):
+    """MAE of the expected years sum_k p_k mid_k, and within-one-bin accuracy."""
     mid = (np.asarray(EDGES[:-1]) + np.asarray(EDGES[1:])) / 2
     pred = probs.argmax(axis=1)
     true_years = np.where(np.isnan(years), mid[target], years.astype(np.float64))
-    return np.abs(mid[pred] - true_years).mean(), (np.abs(pred - target) <= 1).mean()
+    expected = probs.astype(np.float64) @ mid
+    return np.abs(expected - true_years).mean(), (np.abs(pred - target) <= 1).mean()
+
+
+def argmax_midpoint_mae(probs: np.ndarray, target: np.ndarray, years: np.ndarray) -> float:
+    mid = (np.asarray(EDGES[:-1]) + np.asarray(EDGES[1:])) / 2
+    true_years = np.where(np.isnan(years), mid[target], years.astype(np.float64))
+    return float(np.abs(mid[probs.argmax(axis=1)] - true_years).mean())
 
 
 def sklearn_scalars(probs: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -153,7 +161,7 @@ def sklearn_scalars(probs: np.ndarray, target: np.ndarray) -> dict[str, float]:
     per_class = auroc_per_class(probs, target)
     return {
         "accuracy": accuracy_score(target, pred),
-        "balanced_accuracy": recall_score(target, pred, average="macro", zero_division=0),
+        "balanced_accuracy": balanced_accuracy_score(target, pred),
         "f1_macro": f1_score(target, pred, average="macro", zero_division=0),
         "auroc_macro": float(np.mean(list(per_class.values()))),
         "ece": ece_reference(probs, target),
@@ -208,14 +216,31 @@ def test_class_never_predicted_and_never_true():
 
     got = feed(TaskMetrics(COLOUR), probs, target).compute_scalars()
 
-    # sklearn's macro averages run over the labels seen in y_true or y_pred, and torchmetrics
+    # sklearn's macro F1 runs over the labels seen in y_true or y_pred, and torchmetrics
     # leaves out classes with tp + fp + fn == 0: both skip class 3 and keep class 1 at 0.
+    # Balanced accuracy is the mean recall over the classes in y_true (class 1 counts as 0).
     want = sklearn_scalars(probs, target)
     for name in ("accuracy", "balanced_accuracy", "f1_macro", "ece"):
         assert got[name] == pytest.approx(want[name], **TOL), name
     recalls = recall_score(target, pred, labels=[0, 1, 2, 4], average=None)
     assert recalls[1] == 0.0
     assert got["balanced_accuracy"] == pytest.approx(recalls.mean(), **TOL)
+
+
+def test_balanced_accuracy_ignores_a_predicted_class_that_is_never_true():
+    """The issue's case: a rare class predicted for samples of other classes but absent from
+    the test labels. torchmetrics' macro recall scores it 0 and divides by every class;
+    scikit-learn's balanced accuracy averages over the classes that occur."""
+    target = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    pred = np.array([0, 0, 0, 1, 1, 3, 2, 2, 3])  # class 3 is predicted, never true
+    probs = np.full((len(pred), COLOUR.num_classes), 0.01, dtype=np.float32)
+    probs[np.arange(len(pred)), pred] = 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    got = feed(TaskMetrics(COLOUR), probs, target, sizes=(9,)).compute_scalars()
+    want = balanced_accuracy_score(target, pred)
+    assert want == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)  # by hand: 0.778
+    assert got["balanced_accuracy"] == pytest.approx(want, **TOL)
+    assert got["balanced_accuracy"] > recall_score(target, pred, average="macro") + 0.1
 
 
 def test_auroc_macro_with_class_absent_from_targets_is_mean_over_present_classes():
@@ -252,6 +277,9 @@ def test_binned_task_mae_years_and_within_one_bin():
 
     mae, within_one = ordinal_reference(probs, target, years)
     assert got["mae_years"] == pytest.approx(mae, **TOL)
+    argmax_mae = argmax_midpoint_mae(probs, target, years)
+    assert got["mae_years_argmax"] == pytest.approx(argmax_mae, **TOL)
+    assert argmax_mae != pytest.approx(mae, abs=1e-2)  # two different estimates of the age
     assert got["within_one_bin_accuracy"] == pytest.approx(within_one, **TOL)
     assert 0 < within_one < 1  # some predictions are two or more bins off
     assert_scalars(got, sklearn_scalars(probs, target))
@@ -452,6 +480,7 @@ def expected_evaluation(inputs, sizes=BATCHES) -> dict[str, float]:
         if task.is_binned:
             mae, within_one = ordinal_reference(p, t, values[keep, j])
             out[f"{task.name}/mae_years"] = mae
+            out[f"{task.name}/mae_years_argmax"] = argmax_midpoint_mae(p, t, values[keep, j])
             out[f"{task.name}/within_one_bin_accuracy"] = within_one
         out[f"{task.name}/incoherent_rate"] = flags[keep, j].mean()
     full = (labels >= 0).all(axis=1)
@@ -479,6 +508,7 @@ def test_evaluation_metrics_keys_and_values():
             "age/auroc_macro",
             "age/ece",
             "age/mae_years",
+            "age/mae_years_argmax",
             "age/within_one_bin_accuracy",
             "age/incoherent_rate",
             "sex/accuracy",

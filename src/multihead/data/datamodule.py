@@ -18,7 +18,7 @@ from multihead.data.lazy_rows import LazyRows
 from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
 from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
-from multihead.data.splits import stratified_split
+from multihead.data.splits import CrossValidation, cv_split, stratified_split
 from multihead.errors import DataError
 from multihead.tasks import Task, tasks_from_config
 
@@ -37,6 +37,8 @@ class PreparedCohort:
     informative: dict[str, list[str]] = field(default_factory=dict)
     preprocessor: Preprocessor | None = None
     report: dict = field(default_factory=dict)
+    cv: CrossValidation = CrossValidation()
+    outer_folds: np.ndarray | None = None  # with cross-validation: every sample's outer fold
 
     @property
     def num_features(self) -> int:
@@ -59,19 +61,26 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
     """Load, label, split and preprocess; every data error surfaces here, before training."""
     tasks = tasks_from_config(cfg.tasks)
     policy = LabelPolicy.from_config(cfg.get("labels"))
+    cv = CrossValidation.from_config(cfg.get("cv"))
     settings = PreprocessSettings.from_config(cfg.get("preprocess"))
     raw = load_raw_cohort(cfg)
     labelled = label_samples(raw.samples, tasks, raw.source, policy)
     samples = raw.samples[labelled.keep]
     sample_ids = [str(s) for s in samples.index]
-    splits = stratified_split(
-        labelled.codes,
-        [t.name for t in labelled.tasks],
-        float(cfg.val_fraction),
-        float(cfg.test_fraction),
-        int(cfg.seed),
-        class_names=[t.classes for t in labelled.tasks],
-    )
+    names = [t.name for t in labelled.tasks]
+    classes = [t.classes for t in labelled.tasks]
+    if cv.enabled:
+        splits, fold_of = cv_split(labelled.codes, names, float(cfg.val_fraction), cv, classes)
+    else:
+        fold_of = None
+        splits = stratified_split(
+            labelled.codes,
+            names,
+            float(cfg.val_fraction),
+            float(cfg.test_fraction),
+            int(cfg.seed),
+            class_names=classes,
+        )
     matrix = as_matrix(raw.features).select_rows(raw.matrix_rows()[labelled.keep])
     preprocessor = Preprocessor.fit(
         matrix, splits["train"], raw.feature_names, sample_ids, settings, raw.source
@@ -89,6 +98,8 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
         informative=raw.informative,
         preprocessor=preprocessor,
         report=report,
+        cv=cv,
+        outer_folds=fold_of,
     )
 
 
@@ -173,10 +184,12 @@ class CohortDataModule(pl.LightningDataModule):
             )
 
     def split_frame(self) -> pd.DataFrame:
-        """Which sample went where: saved with every run so splits can be audited."""
-        rows = [
-            (self.cohort.sample_ids[i], name)
-            for name, idx in self.cohort.splits.items()
-            for i in idx
-        ]
-        return pd.DataFrame(rows, columns=["sample_id", "split"])
+        """Which sample went where: saved with every run so splits can be audited. With
+        cross-validation also each sample's outer fold and the partition (`data.cv.repeat`)."""
+        c = self.cohort
+        rows = [(i, c.sample_ids[i], name) for name, idx in c.splits.items() for i in idx]
+        frame = pd.DataFrame(rows, columns=["row", "sample_id", "split"])
+        if c.outer_folds is not None:
+            frame["fold"] = c.outer_folds[frame["row"].to_numpy()]
+            frame["partition"] = c.cv.repeat
+        return frame.drop(columns="row")

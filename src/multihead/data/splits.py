@@ -1,17 +1,68 @@
-"""Train/val/test splits stratified on the joint task labels, fixed by the data seed alone."""
+"""Train/val/test splits stratified on the joint task labels.
+
+Two designs:
+- one split (the default): test and validation shares of the cohort, fixed by `data.seed`;
+- K-fold cross-validation (`data.cv.folds=K`): the labelled samples are partitioned into K
+  stratified outer folds, fold `data.cv.fold` is the test set and validation is carved out of
+  the other folds. `data.cv.repeat` picks the partition with a seed of its own (not
+  `data.seed`, which generates the built-in cohort), so repeated K-fold is
+  `data.cv.repeat=0,1 data.cv.fold=0,1,2,3,4`. Every sample is in exactly one test fold of a
+  partition.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from multihead.data.labels import MISSING
 from multihead.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
+PARTITION_SALT = 0x5EED_F01D  # keeps partition seeds apart from every other seed in the project
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """`data.cv`: K outer folds (None: one split), the test fold and the partition."""
+
+    folds: int | None = None
+    fold: int = 0
+    repeat: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping | None) -> CrossValidation:
+        cfg = dict(cfg or {})
+        folds, fold, repeat = cfg.get("folds"), cfg.get("fold", 0), cfg.get("repeat", 0)
+        if folds is not None and (
+            isinstance(folds, bool) or not isinstance(folds, int) or folds < 2
+        ):
+            raise ConfigError(f"data.cv.folds must be null or an integer >= 2, got {folds!r}")
+        if isinstance(fold, bool) or not isinstance(fold, int) or fold < 0:
+            raise ConfigError(f"data.cv.fold must be an integer >= 0, got {fold!r}")
+        if folds is not None and fold >= folds:
+            raise ConfigError(
+                f"data.cv.fold={fold} but data.cv.folds={folds}: folds are numbered 0..{folds - 1}"
+            )
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= MAX_SEED:
+            raise ConfigError(
+                f"data.cv.repeat must be an integer in [0, {MAX_SEED}], got {repeat!r}"
+            )
+        return cls(folds, fold, repeat)
+
+    @property
+    def enabled(self) -> bool:
+        return self.folds is not None
+
+    def seed(self, *more: int) -> int:
+        """The partition's own seed (and, with `more`, seeds derived from it)."""
+        state = np.random.SeedSequence([PARTITION_SALT, self.repeat, *more]).generate_state(1)
+        return int(state[0])
 
 
 def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int) -> np.ndarray:
@@ -52,6 +103,49 @@ def _check_class_sizes(
             f"a neighbouring class (binned tasks: widen data.tasks.{name}.bins, give coarser "
             f"data.tasks.{name}.edges or fewer quantiles)"
         )
+
+
+def outer_folds(labels: np.ndarray, task_names: list[str], cv: CrossValidation) -> np.ndarray:
+    """The outer fold (0..K-1) of every sample in partition `cv.repeat`, stratified like the
+    single split; the same labels and repeat give the same partition."""
+    assert cv.folds is not None
+    if len(labels) < 3 * cv.folds:
+        raise DataError(
+            f"only {len(labels)} labelled samples: {cv.folds}-fold cross-validation needs at "
+            f"least {3 * cv.folds} (lower data.cv.folds)"
+        )
+    strata = strata_from_labels(labels, task_names, cv.folds)
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=cv.folds, shuffle=True, random_state=cv.seed())
+    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), strata)):
+        fold_of[test] = fold
+    return fold_of
+
+
+def cv_split(
+    labels: np.ndarray,
+    task_names: list[str],
+    val_fraction: float,
+    cv: CrossValidation,
+    class_names: Sequence[Sequence[str]] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Sorted index arrays per split for test fold `cv.fold`, and every sample's outer fold."""
+    assert cv.folds is not None
+    _check_class_sizes(labels, task_names, class_names)
+    val_share = val_fraction / (1 - 1 / cv.folds)
+    if not 0 < val_share < 1:
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves nothing to train on with "
+            f"data.cv.folds={cv.folds}: it must be below {1 - 1 / cv.folds:.2f}"
+        )
+    fold_of = outer_folds(labels, task_names, cv)
+    idx = np.arange(len(labels))
+    test, rest = idx[fold_of == cv.fold], idx[fold_of != cv.fold]
+    rest_strata = strata_from_labels(labels[rest], task_names, 2)
+    train, val = train_test_split(
+        rest, test_size=val_share, stratify=rest_strata, random_state=cv.seed(cv.fold) % MAX_SEED
+    )
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}, fold_of
 
 
 def stratified_split(

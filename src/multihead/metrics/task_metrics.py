@@ -18,7 +18,6 @@ from torchmetrics.classification import (
     MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
-    MulticlassRecall,
     MulticlassStatScores,
 )
 
@@ -27,6 +26,22 @@ from multihead.metrics.names import ECE_BINS
 from multihead.tasks import Task
 
 PROBABILITY_METRICS = ("auroc_macro", "ece")
+
+
+def expected_years(probs: torch.Tensor | None, midpoints: torch.Tensor) -> torch.Tensor | None:
+    """sum_k p_k mid_k: the point estimate in years of a class distribution over bins."""
+    return None if probs is None else probs.float() @ midpoints
+
+
+def balanced_accuracy(stat_scores: torch.Tensor) -> float:
+    """Mean recall over the classes present in the true labels (scikit-learn's
+    `balanced_accuracy_score`): a class that is predicted but never true does not count.
+    `stat_scores`: per class [tp, fp, tn, fn, support]. NaN when no sample has a label."""
+    tp, support = stat_scores[:, 0].double(), stat_scores[:, 4].double()
+    present = support > 0
+    if not bool(present.any()):
+        return float("nan")
+    return float((tp[present] / support[present]).mean())
 
 
 class TaskMetrics(nn.Module):
@@ -44,7 +59,6 @@ class TaskMetrics(nn.Module):
         self.scalars = MetricCollection(
             {
                 "accuracy": MulticlassAccuracy(k, average="micro"),
-                "balanced_accuracy": MulticlassRecall(k, average="macro"),
                 "f1_macro": MulticlassF1Score(k, average="macro"),
             }
         )
@@ -66,6 +80,7 @@ class TaskMetrics(nn.Module):
             MetricCollection(
                 {
                     "mae_years": MeanMetric(),
+                    "mae_years_argmax": MeanMetric(),
                     "within_one_bin_accuracy": MeanMetric(),
                 }
             )
@@ -86,7 +101,8 @@ class TaskMetrics(nn.Module):
         years: torch.Tensor | None = None,
     ) -> None:
         """`preds`: decoded classes (default: argmax of `probs`); `years`: a point estimate in
-        raw units for the MAE (default: the predicted bin's midpoint)."""
+        raw units for the MAE (default: the expected years under `probs`, sum_k p_k mid_k, or
+        the predicted bin's midpoint without probabilities)."""
         if preds is None:
             preds = probs.argmax(dim=1)
         keep = target != MISSING
@@ -100,12 +116,17 @@ class TaskMetrics(nn.Module):
             self.probability_scalars.update(probs[keep], target)
         if self.ordinal is not None:
             true_years = torch.where(torch.isnan(value), self.midpoints[target], value)
-            estimate = self.midpoints[preds] if years is None else years[keep]
+            argmax_years = self.midpoints[preds]
+            estimate = expected_years(probs[keep] if probs is not None else None, self.midpoints)
+            estimate = years[keep] if years is not None else estimate
+            estimate = argmax_years if estimate is None else estimate
             self.ordinal["mae_years"].update((estimate - true_years).abs())
+            self.ordinal["mae_years_argmax"].update((argmax_years - true_years).abs())
             self.ordinal["within_one_bin_accuracy"].update(((preds - target).abs() <= 1).float())
 
     def compute_scalars(self) -> dict[str, float | None]:
         out = {k: float(v) for k, v in self.scalars.compute().items()}
+        out["balanced_accuracy"] = balanced_accuracy(self.stat_scores.compute())
         if self.probability_scalars is not None:
             scalars = self.probability_scalars.compute()
             present = self.stat_scores.compute()[:, 4] > 0  # support: classes with positives

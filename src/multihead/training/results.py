@@ -75,6 +75,7 @@ def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFr
     """One row per test sample: id, true and predicted class per task, and every probability."""
     frame = pd.DataFrame({"sample_id": [cohort.sample_ids[i] for i in results.index]})
     labels = cohort.labels.numpy()[results.index]
+    values = cohort.values.numpy()[results.index].astype(float)
     start = 0
     for j, task in enumerate(cohort.tasks):
         has_probs = (results.has_probabilities or {}).get(task.name, True)
@@ -85,8 +86,17 @@ def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFr
         pred = probs.argmax(axis=1) if results.preds is None else results.preds[:, j]
         frame[f"{task.name}_true"] = np.where(true >= 0, classes[np.maximum(true, 0)], None)
         frame[f"{task.name}_pred"] = classes[pred]
-        if results.years is not None and not np.isnan(results.years[:, j]).all():
+        if task.is_binned:  # years: what the MAE compares (see TaskMetrics.update)
+            mids = np.asarray(task.midpoints, dtype=float)
+            value = values[:, j]
+            frame[f"{task.name}_true_value"] = np.where(
+                true >= 0, np.where(np.isnan(value), mids[np.maximum(true, 0)], value), np.nan
+            )
+        given = results.years is not None and not np.isnan(results.years[:, j]).all()
+        if given:
             frame[f"{task.name}_pred_value"] = results.years[:, j]  # e.g. regression years
+        elif task.is_binned:
+            frame[f"{task.name}_pred_value"] = probs @ mids if probs is not None else mids[pred]
         for k, name in enumerate(task.classes if has_probs else ()):
             frame[f"{task.name}_p[{name}]"] = probs[:, k]
     return frame

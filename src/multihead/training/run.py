@@ -28,6 +28,10 @@ def describe(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "data": cfg.data.get("name", cfg.data.source),
         "data_seed": int(cfg.data.seed),
+        # the replicate: which partition into outer folds and which fold is the test set
+        "cv_folds": cfg.data.get("cv", {}).get("folds"),
+        "cv_repeat": cfg.data.get("cv", {}).get("repeat", 0),
+        "cv_fold": cfg.data.get("cv", {}).get("fold", 0),
     }
 
 
