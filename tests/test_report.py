@@ -20,17 +20,17 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 from scipy import stats
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+from sklearn.metrics import balanced_accuracy_score, mean_absolute_error
+from sklearn.model_selection import StratifiedKFold
 
 from multihead.report import load_run, load_runs, main
 from multihead.reporting.document import build_report
 from multihead.reporting.plots import expected_calibration_error, task_reliability
 from multihead.reporting.runs import pooled_confusion, pooled_curves, pooled_per_class
-from multihead.reporting.statistics import compare, holm, paired_test, t_interval
 from multihead.run_folder import planned_overrides
 from tests.conftest import ROOT
-from tests.report_sweep import HEADS, LOSSES, SEEDS
+from tests.report_sweep import FOLDS, HEADS, LOSSES, SEEDS
 
 KEY = [
     "age/balanced_accuracy",
@@ -63,13 +63,16 @@ def metrics_of(job_dir: Path) -> dict:
 
 
 def expected_jobs(sweep) -> pd.DataFrame:
-    """One row per job straight from metrics.json: variant, seed, key metrics."""
+    """One row per job straight from metrics.json: variant, seed, fold, sizes, key metrics."""
     rows = []
     for job in sweep.job_dirs():
         m = metrics_of(job)
         row = {
             "variant": f"{m['head']}+{m['loss']}",
             "seed": m["seed"],
+            "cv_fold": m["cv_fold"],
+            "share": m["split_sizes"]["test"]
+            / (m["split_sizes"]["train"] + m["split_sizes"]["val"]),
             "joint_accuracy": m["joint_accuracy"],
         }
         for column in KEY[:-1]:
@@ -77,10 +80,6 @@ def expected_jobs(sweep) -> pd.DataFrame:
             row[column] = m["tasks"][task][metric]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def is_tie(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.all(np.abs(a - b) <= 1e-5 * np.maximum(1, np.maximum(abs(a), abs(b)))))
 
 
 def holm_reference(p: list[float]) -> list[float]:
@@ -104,8 +103,11 @@ def report(report_sweep):
     return out.getvalue()
 
 
+N_JOBS = len(HEADS) * len(LOSSES) * len(FOLDS) * len(SEEDS)
+
+
 def test_sweep_prints_which_job_of_how_many(report_sweep):
-    n = len(HEADS) * len(LOSSES) * len(SEEDS)
+    n = N_JOBS
     for i in (1, n):
         assert f"job {i} of {n}:" in report_sweep.stdout
     assert f"job {n + 1} of" not in report_sweep.stdout
@@ -114,10 +116,11 @@ def test_sweep_prints_which_job_of_how_many(report_sweep):
 def test_load_runs_reads_every_job_as_written(report_sweep):
     runs = load_runs(report_sweep.path)
     expected = expected_jobs(report_sweep)
-    assert len(runs) == len(expected) == len(HEADS) * len(LOSSES) * len(SEEDS)
+    assert len(runs) == len(expected) == N_JOBS
     assert (runs["status"] == "ok").all() and (runs["weighting"] == "fixed").all()
-    assert sorted(runs["variant"].unique()) == sorted(VARIANTS)
-    merged = runs.merge(expected, on=["variant", "seed"], suffixes=("", "_expected"))
+    assert sorted(runs["variant"].unique()) == sorted(VARIANTS)  # folds are replicates
+    assert runs["split"].nunique() == len(FOLDS) and set(runs["cv_fold"]) == set(FOLDS)
+    merged = runs.merge(expected, on=["variant", "seed", "cv_fold"], suffixes=("", "_expected"))
     assert len(merged) == len(expected)
     for column in KEY:
         np.testing.assert_allclose(merged[column], merged[f"{column}_expected"], rtol=1e-12)
@@ -125,69 +128,94 @@ def test_load_runs_reads_every_job_as_written(report_sweep):
     assert one["status"] == "ok" and one["head"] == "fused" and one["seed"] == 0
 
 
-def test_summary_is_mean_and_t_interval_of_the_jobs(report, report_sweep):
-    summary = pd.read_csv(report_sweep.path / "summary.csv")
-    variants = summary[summary["kind"] == "variant"].set_index("variant")
-    assert sorted(variants.index) == sorted(VARIANTS)
+def corrected_interval(values: np.ndarray, share: float, level: float = 0.95):
+    """Nadeau-Bengio: mean +- t(J-1) sqrt((1/J + n_test/n_train) var), written out."""
+    j = len(values)
+    half = stats.t.ppf(0.5 + level / 2, j - 1) * math.sqrt((1 / j + share) * values.var(ddof=1))
+    return values.mean(), values.mean() - half, values.mean() + half
+
+
+def test_summary_is_the_mean_over_splits_with_a_corrected_interval(report, report_sweep):
+    summary = pd.read_csv(report_sweep.path / "summary.csv").set_index("variant")
     expected = expected_jobs(report_sweep)
-    for column in KEY:
-        means = expected.groupby("variant")[column].mean()
-        higher = not column.endswith(LOWER_IS_BETTER)
-        best = means.max() if higher else means.min()
-        for variant, values in expected.groupby("variant")[column]:
-            row = variants.loc[variant]
-            mean = values.mean()
-            low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
-            upper = math.inf if column.endswith("mae_years") else 1.0
-            assert row[f"{column}.mean"] == pytest.approx(mean, rel=1e-9), (variant, column)
-            assert row[f"{column}.ci_low"] == pytest.approx(min(max(low, 0.0), upper), abs=1e-9)
-            assert row[f"{column}.ci_high"] == pytest.approx(min(max(high, 0.0), upper), abs=1e-9)
-            assert row[f"{column}.n"] == len(SEEDS)
-            assert bool(row[f"{column}.best"]) == bool(
-                abs(mean - best) <= 1e-5 * max(1.0, abs(best))
-            ), (variant, column)
+    share = expected["share"].mean()
+    for variant, jobs in expected.groupby("variant"):
+        row = summary.loc[variant]
+        assert row["kind"] == "network" and row["n_splits"] == len(FOLDS)
+        for column in ("age/mae_years", "sex/balanced_accuracy", "joint_accuracy"):
+            values = jobs.sort_values("cv_fold")[column].to_numpy(float)
+            mean, low, high = corrected_interval(values, share)
+            assert row[f"{column}.mean"] == pytest.approx(mean, rel=1e-9)
+            if values.std() > 0:
+                lowest, highest = (0.0, math.inf) if "mae" in column else (0.0, 1.0)
+                assert row[f"{column}.ci_low"] == pytest.approx(max(low, lowest), rel=1e-6)
+                assert row[f"{column}.ci_high"] == pytest.approx(min(high, highest), rel=1e-6)
+                # wider than the naive t interval: the splits share training samples
+                naive = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(3)
+                assert high - mean > naive
 
 
-def test_comparisons_are_scipy_paired_tests_with_holm(report, report_sweep):
+def test_primary_comparisons_are_corrected_t_tests_with_holm(report, report_sweep):
     comparisons = pd.read_csv(report_sweep.path / "comparisons.csv")
     expected = expected_jobs(report_sweep)
-    assert len(comparisons) == (len(VARIANTS) - 1) * len(KEY)
-    assert (comparisons["reference"] == REFERENCE).all()
-    raw: dict[tuple[str, str], float] = {}
-    for row in comparisons.itertuples():
-        pivot = expected.pivot(index="seed", columns="variant", values=row.metric)
-        a, b = pivot[row.variant].to_numpy(), pivot[REFERENCE].to_numpy()
-        assert row.n == len(SEEDS)
-        if is_tie(a, b):
-            assert row.identical and row.verdict == "same" and math.isnan(row.p), row
-            continue
-        assert not row.identical
-        test = stats.ttest_rel(a, b)
-        d = a - b
-        low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
-        assert row.p == pytest.approx(test.pvalue, rel=1e-9)
-        assert row.diff == pytest.approx(d.mean(), abs=1e-12)
-        assert (row.ci_low, row.ci_high) == (pytest.approx(low), pytest.approx(high))
-        assert row.effect_size == pytest.approx(d.mean() / d.std(ddof=1))
-        raw[(row.variant, row.metric)] = test.pvalue
-    keys = list(raw)
-    adjusted = dict(zip(keys, holm_reference([raw[k] for k in keys]), strict=True))
-    for row in comparisons.itertuples():
-        if (row.variant, row.metric) not in adjusted:
-            continue
-        assert row.p_holm == pytest.approx(adjusted[(row.variant, row.metric)], rel=1e-9)
-        gain = row.diff if not row.metric.endswith(LOWER_IS_BETTER) else -row.diff
-        want = "unclear" if row.p_holm >= 0.05 else ("better" if gain > 0 else "worse")
-        assert row.verdict == want
-        assert row.variant in row.sentence and REFERENCE in row.sentence
+    share = expected["share"].mean()
+    primary = comparisons[comparisons["family"] == "primary"]
+    assert set(primary["metric"]) == {"age/mae_years", "sex/balanced_accuracy", "joint_accuracy"}
+    tested = primary[primary["status"] == "tested"]
+    assert len(tested) > 0
+    for row in tested.itertuples():
+        if row.reference not in VARIANTS:
+            continue  # best network vs best linear model: checked below
+        a = expected[expected["variant"] == row.variant].sort_values("cv_fold")[row.metric]
+        b = expected[expected["variant"] == row.reference].sort_values("cv_fold")[row.metric]
+        d = a.to_numpy() - b.to_numpy()
+        se = math.sqrt((1 / len(d) + share) * d.var(ddof=1))
+        assert row.diff == pytest.approx(d.mean(), rel=1e-9, abs=1e-12)
+        assert row.p == pytest.approx(2 * stats.t.sf(abs(d.mean() / se), len(d) - 1), rel=1e-6)
+        half = stats.t.ppf(0.975, len(d) - 1) * se
+        assert (row.ci_low, row.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    np.testing.assert_allclose(
+        primary["p_holm"].to_numpy(float)[primary["p"].notna().to_numpy()],
+        holm_reference(primary["p"].dropna().tolist()),
+    )
+    assert primary["reference"].isin(["logistic regression", "ridge regression"]).any()
+    secondary = comparisons[comparisons["family"] == "secondary"]
+    assert "age/balanced_accuracy" in set(secondary["metric"])
+    np.testing.assert_allclose(
+        secondary["p_holm"].to_numpy(float)[secondary["p"].notna().to_numpy()],
+        holm_reference(secondary["p"].dropna().tolist()),
+    )
+
+
+def test_the_verdict_comes_first_and_names_the_winning_linear_model(report, report_sweep):
+    """In this tiny 3-epoch sweep the networks barely learn age: ridge regression on years
+    must win, and the verdict must say so first, with numbers; the console says the same."""
+    text = (report_sweep.path / "report.md").read_text()
+    verdict = text.split("## Verdict", 1)[1].split("Sweep folder", 1)[0]
+    assert text.index("## Verdict") < text.index("## Summary")
+    assert verdict.count(". ") + verdict.count(".\n") <= 7
+    assert "On 3-fold CV x 1 partition (3 splits" in verdict
+    assert "ridge regression beats every network" in verdict
+    assert "ridge regression beats every network" in report
+    summary = pd.read_csv(report_sweep.path / "summary.csv").set_index("variant")
+    assert summary.loc["ridge regression", "age/mae_years.best"]
+    assert not summary.loc[VARIANTS, "age/mae_years.best"].any()
 
 
 def test_report_md_has_every_section_and_plot(report, report_sweep):
     text = (report_sweep.path / "report.md").read_text()
-    for heading in ("## Summary", "## Paired comparisons", "## Plots", "## Failed or missing jobs"):
+    headings = (
+        "## Verdict",
+        "## Summary",
+        "## Comparisons",
+        "## Plots",
+        "## Failed or missing jobs",
+    )
+    for heading in headings:
         assert heading in text
-    assert "12 finished, 0 failed, 0 missing" in text
+    assert f"{N_JOBS} finished, 0 failed, 0 missing" in text
     assert "*logistic regression*" in text and "*majority class*" in text
+    assert "*ridge regression*" in text
     for name in PLOTS:
         path = report_sweep.path / "plots" / f"{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -196,41 +224,59 @@ def test_report_md_has_every_section_and_plot(report, report_sweep):
     assert "differs from" not in text  # the rebuilt test split is the jobs' test split
     assert "report.md" in report
     jobs = pd.read_csv(report_sweep.path / "jobs.csv")
-    assert len(jobs) == len(HEADS) * len(LOSSES) * len(SEEDS)
+    assert len(jobs) == N_JOBS
+    oof = pd.read_csv(report_sweep.path / "oof_predictions.csv", dtype={"sample_id": str})
+    for variant in [*VARIANTS, "logistic regression"]:
+        mine = oof[oof["variant"] == variant]
+        # out of fold: every sample of the cohort exactly once per partition (and seed)
+        assert mine["sample_id"].is_unique and set(mine["fold"]) == set(FOLDS)
+    n_samples = oof.loc[oof["variant"] == VARIANTS[0], "sample_id"].nunique()
+    pooled = pd.read_csv(report_sweep.path / "pooled_per_class.csv")
+    sex = pooled[(pooled["variant"] == "split+ce") & (pooled["task"] == "sex")]
+    assert sex["support"].sum() == n_samples  # every labelled sample counted once
+    part = oof[oof["variant"] == "split+ce"]
+    assert sex.set_index("class").loc["male", "tp"] == int(
+        ((part["sex_true"] == "male") & (part["sex_pred"] == "male")).sum()
+    )
 
 
-def test_reference_rows_are_sklearn_fits_on_the_same_split(report, report_sweep):
+def test_reference_rows_are_sklearn_fits_on_each_split(report, report_sweep):
+    """Refit per split on the full feature matrix (no row-space shortcut) with scikit-learn:
+    the report's references must give the same test scores."""
     from multihead.data.datamodule import prepare_cohort
 
-    summary = pd.read_csv(report_sweep.path / "summary.csv").set_index("variant")
-    job = report_sweep.job_dirs()[0]
-    cohort = prepare_cohort(OmegaConf.load(job / "config.yaml").data)
-    saved = pd.read_csv(job / "splits.csv", dtype={"sample_id": str})
-    test_ids = [cohort.sample_ids[i] for i in cohort.splits["test"]]
-    assert sorted(test_ids) == sorted(saved.loc[saved["split"] == "test", "sample_id"])
-    x, labels = cohort.features.numpy(), cohort.labels.numpy()
-    train, val, test = (cohort.splits[s] for s in ("train", "val", "test"))
-    for j, task in enumerate(cohort.tasks):
-        y = labels[:, j]
-        majority = np.bincount(y[train]).argmax()
-        constant = balanced_accuracy_score(y[test], np.full(len(test), majority))
-        assert summary.loc[
-            "majority class", f"{task.name}/balanced_accuracy.mean"
-        ] == pytest.approx(constant, abs=1e-6)
-        fits = [
-            LogisticRegression(C=c, max_iter=2000).fit(x[train], y[train]) for c in (0.01, 0.1, 1.0)
-        ]
-        scores = [balanced_accuracy_score(y[val], f.predict(x[val])) for f in fits]
-        best = fits[int(np.argmax(scores))]
-        row = summary.loc["logistic regression"]
-        assert row[f"{task.name}/balanced_accuracy.mean"] == pytest.approx(
-            balanced_accuracy_score(y[test], best.predict(x[test])), abs=1e-6
-        )
-        probs = best.predict_proba(x[test])
-        auroc = roc_auc_score(
-            y[test], probs[:, 1] if probs.shape[1] == 2 else probs, multi_class="ovr"
-        )
-        assert row[f"{task.name}/auroc_macro.mean"] == pytest.approx(auroc, abs=1e-4)
+    evaluations = pd.read_csv(report_sweep.path / "evaluations.csv")
+    for job in report_sweep.job_dirs()[: len(FOLDS)]:  # fused+bce on each fold
+        cohort = prepare_cohort(OmegaConf.load(job / "config.yaml").data)
+        saved = pd.read_csv(job / "splits.csv", dtype={"sample_id": str})
+        test_ids = [cohort.sample_ids[i] for i in cohort.splits["test"]]
+        assert sorted(test_ids) == sorted(saved.loc[saved["split"] == "test", "sample_id"])
+        split = load_run(job)["split"]
+        rows = evaluations[evaluations["split"] == split].set_index("variant")
+        x, labels = cohort.features.numpy().astype(np.float64), cohort.labels.numpy()
+        train, test = cohort.splits["train"], cohort.splits["test"]
+        for j, task in enumerate(cohort.tasks):
+            y = labels[:, j]
+            majority = np.bincount(y[train]).argmax()
+            constant = balanced_accuracy_score(y[test], np.full(len(test), majority))
+            assert rows.loc["majority class", f"{task.name}/balanced_accuracy"] == pytest.approx(
+                constant, abs=1e-6
+            )
+            inner = StratifiedKFold(3, shuffle=True, random_state=0)
+            model = LogisticRegressionCV(
+                Cs=list(np.logspace(-3, 1, 5)),
+                cv=inner,
+                scoring="neg_log_loss",
+                max_iter=500,
+                tol=1e-3,
+            ).fit(x[train], y[train])
+            want = balanced_accuracy_score(y[test], model.predict(x[test]))
+            got = rows.loc["logistic regression", f"{task.name}/balanced_accuracy"]
+            assert got == pytest.approx(want, abs=0.02), (split, task.name)
+        years = cohort.values.numpy()[:, 0].astype(np.float64)
+        ridge = RidgeCV(alphas=list(np.logspace(-1, 5, 13))).fit(x[train], years[train])
+        mae = mean_absolute_error(years[test], ridge.predict(x[test]))
+        assert rows.loc["ridge regression", "age/mae_years"] == pytest.approx(mae, rel=1e-4)
 
 
 def test_reliability_bins_reproduce_each_jobs_ece(report_sweep):
@@ -244,10 +290,10 @@ def test_reliability_bins_reproduce_each_jobs_ece(report_sweep):
             )
 
 
-def test_pooled_counts_and_curves_add_up_over_seeds(report_sweep):
+def test_pooled_counts_and_curves_add_up_over_jobs(report_sweep):
     runs = load_runs(report_sweep.path)
     jobs = [j for j in report_sweep.job_dirs() if "head=split" in j.name and "loss=ce" in j.name]
-    assert len(jobs) == len(SEEDS)
+    assert len(jobs) == len(SEEDS) * len(FOLDS)
     for task in ("age", "sex"):
         per_class = pooled_per_class(runs, "split+ce", task)
         tables = [pd.read_csv(j / f"per_class_{task}.csv") for j in jobs]
@@ -260,7 +306,7 @@ def test_pooled_counts_and_curves_add_up_over_seeds(report_sweep):
     assert len(curves) == len(runs) * 3  # 3 epochs per job
     logged = pd.read_csv(jobs[0] / "csv" / "metrics.csv").dropna(subset=["val/loss"])
     mine = curves[(curves["variant"] == "split+ce") & (curves["seed"] == 0)]
-    np.testing.assert_allclose(mine["val/loss"], logged["val/loss"])
+    np.testing.assert_allclose(mine["val/loss"].iloc[:3], logged["val/loss"])
 
 
 def test_failed_and_missing_jobs_are_listed_and_the_report_still_builds(report_sweep, tmp_path):
@@ -273,11 +319,11 @@ def test_failed_and_missing_jobs_are_listed_and_the_report_still_builds(report_s
     jobs = sorted(
         (p for p in sweep.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_", 1)[0])
     )
-    (jobs[1] / "metrics.json").unlink()  # fused+bce seed 1 failed
+    (jobs[1] / "metrics.json").unlink()  # fused+bce fold 1 failed
     (jobs[1] / "failed.json").write_text(
         json.dumps({"error": "RuntimeError: CUDA out of memory\nsecond line", "traceback": "..."})
     )
-    shutil.rmtree(jobs[4])  # fused+ce seed 1 never got a folder
+    shutil.rmtree(jobs[4])  # fused+ce fold 1 never got a folder
     report = build_report(sweep, baselines=False)
     runs = report.runs
     assert len(runs) == 12
@@ -288,59 +334,11 @@ def test_failed_and_missing_jobs_are_listed_and_the_report_still_builds(report_s
     assert "RuntimeError: CUDA out of memory" in text and "second line" not in text
     assert "no job folder" in text and "10 finished, 1 failed, 1 missing" in text
     summary = report.summary.set_index("variant")
-    assert summary.loc["fused+bce", "n_seeds"] == 2 and summary.loc["fused+ce", "n_seeds"] == 2
+    assert summary.loc["fused+bce", "n_splits"] == 2 and summary.loc["fused+ce", "n_splits"] == 2
     row = report.comparisons.set_index(["variant", "metric"]).loc[("split+ce", "joint_accuracy")]
-    assert row["n"] == 2  # paired only on seeds both variants have
+    assert row["n_splits"] == 2  # paired only on splits both variants have
     assert (sweep / "summary.csv").exists()
     assert (sweep / "plots" / "metrics_by_variant.png").exists()
-
-
-def test_clear_differences_read_as_plain_sentences():
-    """Synthetic seeds where the verdict is known: higher- and lower-is-better metrics."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for seed in range(6):
-        base = {"status": "ok", "seed": seed, "weighting": "fixed", "loss": "x"}
-        noise = rng.normal(0, 0.005)
-        rows.append(
-            {
-                **base,
-                "variant": "fused+bce",
-                "head": "fused",
-                "age/balanced_accuracy": 0.50 + noise,
-                "age/ece": 0.20 + noise,
-            }
-        )
-        rows.append(
-            {
-                **base,
-                "variant": "split+ce",
-                "head": "split",
-                "age/balanced_accuracy": 0.54 + noise + rng.normal(0, 0.002),
-                "age/ece": 0.10 + noise + rng.normal(0, 0.002),
-            }
-        )
-    result = compare(pd.DataFrame(rows), "fused+bce").set_index("metric")
-    for metric in ("age/balanced_accuracy", "age/ece"):
-        assert result.loc[metric, "verdict"] == "better"
-    sentence = result.loc["age/balanced_accuracy", "sentence"]
-    assert sentence.startswith("split+ce beats fused+bce on age balanced accuracy by 0.04")
-    assert "Holm" in sentence and "6 seeds" in sentence
-    assert result.loc["age/ece", "sentence"].startswith("split+ce beats fused+bce on age ECE by")
-
-
-def test_statistics_match_scipy_on_random_data():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(0.5, 0.1, 5), rng.normal(0.45, 0.1, 5)
-    test = paired_test(a, b)
-    assert test.p == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    assert test.t == pytest.approx(stats.ttest_rel(a, b).statistic)
-    mean, low, high, n = t_interval(a)
-    assert (low, high) == pytest.approx(stats.t.interval(0.95, 4, loc=a.mean(), scale=stats.sem(a)))
-    p = list(rng.uniform(0, 0.2, 9))
-    np.testing.assert_allclose(holm(p), holm_reference(p))
-    assert math.isnan(holm([0.01, math.nan])[1]) and holm([0.01, math.nan])[0] == 0.01
-    assert paired_test([0.3, 0.4], [0.3, 0.4 + 1e-9]).identical
 
 
 def test_planned_jobs_follow_hydras_expansion():
@@ -399,5 +397,5 @@ def test_metrics_a_design_does_not_define_are_left_empty(tmp_path):
     assert summary.loc["fused+regression", "age/auroc_macro.n"] == 0
     assert bool(summary.loc["fused+bce", "age/auroc_macro.best"])
     row = report.comparisons.set_index("metric").loc["age/auroc_macro"]
-    assert row["n"] == 0 and row["verdict"] == "untested"
+    assert row["n_splits"] == 0 and row["verdict"] == "untested"
     assert "–" in report.markdown_path.read_text()

@@ -7,10 +7,12 @@ Also the public API for notebooks and scripts: `load_runs(dir)` (one row per job
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from multihead.errors import USAGE_EXIT_CODE, print_error
+from multihead.metrics.names import ROPE
 from multihead.reporting.document import Report, build_report
 from multihead.reporting.runs import load_runs
 from multihead.reporting.statistics import ALPHA, DEFAULT_REFERENCE
@@ -38,18 +40,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--alpha",
         type=float,
         default=ALPHA,
-        help="Holm-adjusted p-value below which a difference is clear",
+        help="Holm-adjusted p-value below which a difference is clear; intervals are 1 - alpha",
+    )
+    parser.add_argument(
+        "--rope",
+        action="append",
+        default=[],
+        metavar="METRIC=WIDTH",
+        help="region of practical equivalence of a metric, e.g. --rope mae_years=0.5 "
+        f"(defaults: {', '.join(f'{k}={v:g}' for k, v in ROPE.items())})",
     )
     parser.add_argument(
         "--no-baselines",
         action="store_true",
-        help="skip the majority-class and logistic-regression rows",
+        help="skip the reference models (majority class, logistic and ridge regression)",
     )
     return parser.parse_args(argv)
 
 
+def parse_rope(items: list[str]) -> dict[str, float]:
+    """`["mae_years=0.5"]` -> {"mae_years": 0.5}; a bad item raises ValueError naming it."""
+    out = {}
+    for item in items:
+        metric, _, width = item.partition("=")
+        try:
+            value = float(width)
+        except ValueError:
+            value = math.nan
+        if metric not in ROPE or not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"--rope {item!r}: give METRIC=WIDTH with a width >= 0 and one of {sorted(ROPE)}"
+            )
+        out[metric] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        rope = parse_rope(args.rope)
+    except ValueError as err:
+        print_error(str(err))
+        return USAGE_EXIT_CODE
+    if not 0 < args.alpha < 1:
+        print_error(f"--alpha must be between 0 and 1, got {args.alpha}")
+        return USAGE_EXIT_CODE
     if not args.sweep_dir.is_dir():
         print_error(
             f"no sweep folder at {args.sweep_dir}: run a sweep first, e.g. "
@@ -64,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=args.out,
             baselines=not args.no_baselines,
             alpha=args.alpha,
+            rope=rope,
         )
     except FileNotFoundError as err:
         print_error(str(err))
@@ -75,10 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{done} of {len(runs)} jobs finished; {variants} variants compared with {report.reference}"
     )
+    print()
+    for sentence in report.verdict:
+        print(sentence)
+    print()
     if len(comparisons):
-        for sentence in comparisons.loc[
-            comparisons["verdict"].isin(["better", "worse"]), "sentence"
-        ]:
+        clear = comparisons[
+            (comparisons["family"] == "primary")
+            & comparisons["verdict"].isin(["better", "worse", "practically equal"])
+        ]
+        for sentence in clear["sentence"]:
             print(f"  {sentence}")
     for note in report.notes:
         print(f"note: {note}")

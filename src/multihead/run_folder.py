@@ -53,6 +53,7 @@ SWEEP_SUMMARY_FILE = "sweep_summary.csv"
 MULTIRUN_FILE = "multirun.yaml"
 OK, FAILED, MISSING = "ok", "failed", "missing"
 RUN_FACTS = ("epochs_trained", "seconds", "num_parameters", "n_test")
+SPLIT_SIZES = ("train", "val", "test")
 JOB_NUMBER = re.compile(r"^(\d+)_")
 BASIC_SWEEPER = "BasicSweeper"
 
@@ -254,6 +255,40 @@ def describe(metrics: Mapping, config: Mapping, overrides: list[str]) -> dict[st
     out["seed"] = int(seed) if seed is not None and str(seed).lstrip("-").isdigit() else None
     data = config.get("data") or {}
     out["data"] = metrics.get("data") or data.get("name") or data.get("source")
+    out.update(replicate(metrics, data, given))
+    return out
+
+
+def replicate(metrics: Mapping, data: Mapping, given: Mapping[str, str]) -> dict[str, Any]:
+    """Which data split a job was tested on: `data_seed`, and with cross-validation the
+    partition (`cv_repeat`) and test fold (`cv_fold`) of `cv_folds`; `split` names it, and
+    `data_key` is the data configuration apart from the split (the same cohort)."""
+    cv = data.get("cv") or {}
+
+    def pick(key: str, cv_key: str | None, override: str, default: Any) -> Any:
+        value = metrics.get(key)
+        if value is None:
+            value = cv.get(cv_key) if cv_key else data.get("seed")
+        if value is None:
+            value = given.get(override, default)
+        try:
+            return None if value is None or value == "null" else int(value)
+        except (TypeError, ValueError):
+            return None
+
+    out = {
+        "data_seed": pick("data_seed", None, "data.seed", None),
+        "cv_folds": pick("cv_folds", "folds", "data.cv.folds", None),
+        "cv_repeat": pick("cv_repeat", "repeat", "data.cv.repeat", 0),
+        "cv_fold": pick("cv_fold", "fold", "data.cv.fold", 0),
+    }
+    parts = [f"data.seed={out['data_seed']}"]
+    if out["cv_folds"]:
+        parts += [f"repeat={out['cv_repeat']}", f"fold={out['cv_fold']}/{out['cv_folds']}"]
+    out["split"] = " ".join(parts)
+    same_cohort = {k: v for k, v in data.items() if k not in ("seed", "cv")}
+    folds = {"folds": out["cv_folds"]}
+    out["data_key"] = repr(sorted({**same_cohort, "cv": folds}.items(), key=lambda kv: kv[0]))
     return out
 
 
@@ -300,6 +335,8 @@ def load_run(job_dir: str | Path) -> dict[str, Any]:
     row.update(describe(metrics, job_config(job_dir), overrides))
     for key in RUN_FACTS:
         row[key] = metrics.get(key)
+    sizes = metrics.get("split_sizes") or {}
+    row.update({f"n_{k}": sizes.get(k) for k in SPLIT_SIZES if k != "test"})
     row.update(flat_metrics(metrics))
     return row
 

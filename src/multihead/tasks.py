@@ -87,6 +87,15 @@ class Task:
         e = np.asarray(self.edges, dtype=float)
         return (e[:-1] + e[1:]) / 2
 
+    def bin_of(self, values: np.ndarray) -> np.ndarray:
+        """The class of each value (left-closed bins; below or above the range: the first or
+        last bin)."""
+        if self.edges is None:
+            raise ValueError(f"task {self.name!r} is not binned from a continuous value")
+        edges = np.asarray(self.edges, dtype=float)
+        index = np.searchsorted(edges, np.asarray(values, dtype=float), side="right") - 1
+        return np.clip(index, 0, len(edges) - 2)
+
 
 @dataclass(frozen=True)
 class TaskLayout:

@@ -141,9 +141,7 @@ def encode_binned(
             f"{examples(ids)}; or set data.labels.out_of_range=clip or drop"
         )
     codes = np.full(len(x), MISSING, dtype=np.int64)
-    codes[present] = np.clip(
-        np.searchsorted(edges, x[present], side="right") - 1, 0, len(edges) - 2
-    )
+    codes[present] = task.bin_of(x[present])
     drop = outside if out_of_range == "drop" else np.zeros(len(x), dtype=bool)
     return TaskCodes(codes, task, outside, drop)
 

@@ -1,14 +1,22 @@
-"""Where a cohort comes from. Each source returns features, feature names and a sample sheet."""
+"""Where a cohort comes from. Each source returns features, feature names and a sample sheet.
+
+The last cohort loaded is kept in memory (when it is small) and handed out as a copy: the
+jobs of a sweep, and the report's reference models for each data split, run in one process
+on the same data and would otherwise regenerate or re-read it for every job. The key is every
+`data.*` setting that loading reads, plus the size and modification time of the files named.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from multihead.data.matrix import BackedMatrix
 from multihead.errors import ConfigError
@@ -94,9 +102,63 @@ SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {
 }
 
 
+#: `data.*` keys that loading never reads: they split, label or transform what was loaded
+NOT_LOADING_KEYS = frozenset(
+    {
+        "cv",
+        "val_fraction",
+        "test_fraction",
+        "batch_size",
+        "eval_batch_size",
+        "labels",
+        "preprocess",
+        "tasks",
+        "name",
+    }
+)
+FILE_KEYS = ("matrix", "samples", "path")
+CACHE_MAX_BYTES = 1 << 30  # cohorts above 1 GiB are not kept: a copy per job would double them
+_cache: dict[str, RawCohort] = {}
+
+
+def _cache_key(cfg: DictConfig) -> str:
+    loading = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in NOT_LOADING_KEYS}
+    for key in FILE_KEYS:
+        path = Path(str(loading.get(key))) if loading.get(key) else None
+        if path is not None and path.exists():
+            stat = path.stat()
+            loading[f"{key}.stat"] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return repr(sorted(loading.items(), key=lambda kv: kv[0]))
+
+
+def _nbytes(features) -> int:
+    if isinstance(features, np.ndarray):
+        return features.nbytes
+    if sp.issparse(features):
+        return features.data.nbytes + features.indices.nbytes + features.indptr.nbytes
+    return 0  # backed: rows stay on disk
+
+
+def _copy(raw: RawCohort) -> RawCohort:
+    """A copy whose matrix later steps may change in place (dense preprocessing does)."""
+    out = copy.copy(raw)
+    if not isinstance(raw.features, BackedMatrix):
+        out.features = raw.features.copy()
+    out.samples = raw.samples.copy()
+    return out
+
+
 def load_raw_cohort(cfg: DictConfig) -> RawCohort:
     """Dispatch on `data.source`, listing the valid choices when it is unknown."""
     source = cfg.get("source")
     if source not in SOURCES:
         raise ConfigError(f"data.source={source!r} is unknown; choose one of {sorted(SOURCES)}")
-    return SOURCES[source](cfg)
+    key = _cache_key(cfg)
+    if key in _cache:
+        return _copy(_cache[key])
+    raw = SOURCES[source](cfg)
+    _cache.clear()
+    if _nbytes(raw.features) <= CACHE_MAX_BYTES:
+        _cache[key] = raw
+        return _copy(raw)
+    return raw

@@ -10,13 +10,29 @@ import pandas as pd
 JOINT = "joint_accuracy"  # every task right on the same sample
 ECE_BINS = 15  # equal-width confidence bins of the ECE and of the reliability plots
 KEY_METRICS = ("balanced_accuracy", "f1_macro", "auroc_macro", "ece", "mae_years")
-LOWER_IS_BETTER = frozenset({"ece", "mae_years", "incoherent_rate", "loss"})
+#: the one key metric per task that the report's primary question is about: the error in
+#: years where a task has years (age), else balanced accuracy; joint accuracy is added
+PRIMARY_METRICS = ("mae_years", "balanced_accuracy")
+#: regions of practical equivalence: differences smaller than these do not matter in practice
+ROPE = {
+    "accuracy": 0.01,
+    "balanced_accuracy": 0.01,
+    "f1_macro": 0.01,
+    "auroc_macro": 0.01,
+    "ece": 0.01,
+    "within_one_bin_accuracy": 0.01,
+    "mae_years": 0.25,
+    "mae_years_argmax": 0.25,
+    JOINT: 0.01,
+}
+LOWER_IS_BETTER = frozenset({"ece", "mae_years", "mae_years_argmax", "incoherent_rate", "loss"})
 LABELS = {
     "balanced_accuracy": "balanced accuracy",
     "f1_macro": "macro F1",
     "auroc_macro": "AUROC",
     "ece": "ECE",
     "mae_years": "MAE (years)",
+    "mae_years_argmax": "MAE of the argmax bin's midpoint (years)",
     "incoherent_rate": "incoherent rate",
     "accuracy": "accuracy",
     "within_one_bin_accuracy": "within-one-bin accuracy",
@@ -35,7 +51,7 @@ RATES = frozenset(
         JOINT,
     }
 )
-NON_NEGATIVE = frozenset({"mae_years"})
+NON_NEGATIVE = frozenset({"mae_years", "mae_years_argmax"})
 #: compact column names for console tables
 SHORT_LABELS = {
     "accuracy": "acc",
@@ -44,6 +60,7 @@ SHORT_LABELS = {
     "auroc_macro": "AUROC",
     "ece": "ECE",
     "mae_years": "MAE (y)",
+    "mae_years_argmax": "MAE argmax (y)",
     "within_one_bin_accuracy": "±1 bin",
     "incoherent_rate": "incoherent",
     "n": "n",
@@ -89,3 +106,14 @@ def key_columns(frame: pd.DataFrame) -> list[str]:
     if JOINT in frame.columns:
         columns.append(JOINT)
     return [c for c in columns if pd.to_numeric(frame[c], errors="coerce").notna().any()]
+
+
+def primary_columns(columns: list[str]) -> list[str]:
+    """Of these `task/metric` columns: per task the first of `PRIMARY_METRICS` it has, then
+    joint accuracy."""
+    tasks = list(dict.fromkeys(c.split("/", 1)[0] for c in columns if "/" in c))
+    out = []
+    for task in tasks:
+        found = [f"{task}/{m}" for m in PRIMARY_METRICS if f"{task}/{m}" in columns]
+        out += found[:1]
+    return out + ([JOINT] if JOINT in columns else [])

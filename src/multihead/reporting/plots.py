@@ -30,7 +30,7 @@ from multihead.reporting.runs import (
     task_names,
     variants,
 )
-from multihead.reporting.statistics import summary_columns, t_interval
+from multihead.reporting.statistics import NETWORK, summary_columns, t_interval
 from multihead.run_folder import task_probabilities
 
 CURVE_METRICS = ("loss", "balanced_accuracy")
@@ -89,7 +89,7 @@ def plot_confusions(runs: pd.DataFrame, task: str) -> Figure:
             ax, matrix.to_numpy(), [str(c) for c in matrix.columns], f"{variant}"
         )
         ax.title.set_fontsize(9)
-        ax.set_xlabel(f"predicted ({seeds} seeds summed)", fontsize=8)
+        ax.set_xlabel(f"predicted ({seeds} jobs summed)", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of true class")
     fig.suptitle(f"{task}: test confusion matrices", fontsize=10)
@@ -228,7 +228,8 @@ def plot_reliability(bins_by_variant: dict[str, pd.DataFrame], task: str) -> Fig
         ax.title.set_fontsize(9)
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{task}: reliability on the test split (seeds pooled)", fontsize=10)
+    title = f"{task}: reliability of the test predictions (seeds and splits pooled)"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -248,12 +249,12 @@ def _error_bars(means: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
 
 
 def plot_metric_by_variant(summary: pd.DataFrame) -> Figure:
-    """One panel per key metric: each variant's mean with its 95% interval over seeds, the
+    """One panel per key metric: each variant's mean with its interval over data splits, the
     best filled in, reference models as horizontal lines."""
     columns = summary_columns(summary)
     fig, axes = _grid(len(columns))
-    variants = summary[summary["kind"] == "variant"].reset_index(drop=True)
-    references = summary[summary["kind"] == "reference"]
+    variants = summary[summary["kind"] == NETWORK].reset_index(drop=True)
+    references = summary[summary["kind"] != NETWORK]
     x = np.arange(len(variants))
     for ax, column in zip(axes, columns, strict=False):
         means = variants[f"{column}.mean"].to_numpy(float)
@@ -278,7 +279,7 @@ def plot_metric_by_variant(summary: pd.DataFrame) -> Figure:
     if columns:
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle("test metrics by variant: mean and 95% t interval over seeds", fontsize=10)
+    fig.suptitle("test metrics by variant: mean over data splits with its interval", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 

@@ -1,22 +1,40 @@
-"""Reference rows on the very same split: majority class and a logistic regression per task.
+"""Linear references on exactly the splits and preprocessing the networks had.
 
-A network is only worth its complexity if it beats these. The cohort is rebuilt from a job's
-saved `config.yaml` with `prepare_cohort` (data and split are fixed by `data.seed`), checked
-against the job's `splits.csv`, and every score comes from the same `TaskMetrics` the runs
-use, so reference numbers and run numbers mean exactly the same thing.
+A network is only worth its complexity if it beats the linear models genomics uses (the
+classic age clocks are penalised linear regressions). For every data split the sweep's
+networks were tested on, the cohort is rebuilt from a job's saved config with
+`prepare_cohort` (same data, split and preprocessing; checked against the job's
+`splits.csv`), and three references are fitted on its training part and scored on its test
+part by the same metric code as the runs:
+
+- **logistic regression**: per task, a multinomial L2 logistic regression whose strength is
+  chosen by an inner 3-fold cross-validation on the training part (`LogisticRegressionCV`);
+  a binned task's MAE uses the expected years under its class probabilities, like a network;
+- **ridge regression**: per binned task (age), a ridge regression on the years themselves,
+  strength chosen by efficient leave-one-out on the training part (`RidgeCV`); its class is
+  the bin of the predicted years; tasks without years are left empty;
+- **majority class**: the training class frequencies, as a floor.
+
+With more features than training samples both fits run on the training rows' coordinates
+(`X V`, from the SVD of the training matrix): an L2 solution lies in the row space of its
+training matrix (the representer theorem), so the fit is the same and much faster.
+Every reference yields one row per split and per-sample test predictions in the format of a
+job's predictions.csv, so it enters the statistics exactly like a network variant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import StratifiedKFold
 
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
 from multihead.data.labels import MISSING
@@ -24,19 +42,32 @@ from multihead.metrics.joint import JointAccuracy
 from multihead.metrics.names import JOINT
 from multihead.metrics.task_metrics import TaskMetrics
 from multihead.reporting.runs import ok_runs
-from multihead.run_folder import CONFIG_FILE, SPLITS_FILE, read_config, read_splits
+from multihead.run_folder import SPLITS_FILE, read_config, read_splits
 
 MAJORITY = "majority class"
 LOGISTIC = "logistic regression"
-C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength, chosen per task on the validation split
+RIDGE = "ridge regression"
+LINEAR_MODELS = (LOGISTIC, RIDGE)
+C_GRID = tuple(np.logspace(-3, 1, 5))  # inverse L2 strengths tried by the inner CV
+ALPHA_GRID = tuple(np.logspace(-1, 5, 13))  # ridge strengths tried by leave-one-out
+INNER_FOLDS = 3
+INNER_SEED = 0
 
 
 @dataclass
 class ReferenceResult:
-    """Scores of the reference models on one data configuration, and how they were made."""
+    """Per split: one row per reference model (`variant`, `kind`, `split`, `task/metric`
+    columns, sizes) and its test predictions; notes on how they were made."""
 
-    rows: pd.DataFrame  # one row per reference model: variant + `task/metric` columns
-    notes: list[str]
+    rows: pd.DataFrame
+    predictions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def linear(self) -> list[str]:
+        """The linear models among the rows (the majority class is a floor, not a model)."""
+        present = set(self.rows["variant"]) if len(self.rows) else set()
+        return [m for m in LINEAR_MODELS if m in present]
 
 
 def _labelled(cohort: PreparedCohort, split: str, task_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +77,42 @@ def _labelled(cohort: PreparedCohort, split: str, task_index: int) -> tuple[np.n
     return rows[keep], labels[keep]
 
 
+def row_space(x_train: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (p x r) of the training rows' span, or None when p <= n (no
+    saving)."""
+    n, p = x_train.shape
+    if p <= n:
+        return None
+    _, s, vt = np.linalg.svd(x_train.astype(np.float64), full_matrices=False)
+    return vt[s > s.max(initial=0.0) * 1e-10].T
+
+
+class Coordinates:
+    """The model inputs of a cohort's train/val/test rows, projected on the training rows'
+    span when that is smaller than the feature count."""
+
+    def __init__(self, cohort: PreparedCohort) -> None:
+        self.cohort = cohort
+        train = cohort.feature_rows(cohort.splits["train"]).astype(np.float64)
+        self.basis = row_space(train)
+        self._rows = {"train": self._project(train)}
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return x if self.basis is None else x @ self.basis
+
+    def rows(self, split: str) -> np.ndarray:
+        if split not in self._rows:
+            x = self.cohort.feature_rows(self.cohort.splits[split]).astype(np.float64)
+            self._rows[split] = self._project(x)
+        return self._rows[split]
+
+    def labelled(self, split: str, task_index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.cohort.splits[split]
+        labels = self.cohort.labels.numpy()[rows, task_index]
+        keep = labels != MISSING
+        return self.rows(split)[keep], labels[keep]
+
+
 def majority_probs(train_labels: np.ndarray, n_test: int, num_classes: int) -> np.ndarray:
     """Training class frequencies for every test sample: predicts the majority class and is
     as calibrated as a constant can be."""
@@ -53,108 +120,194 @@ def majority_probs(train_labels: np.ndarray, n_test: int, num_classes: int) -> n
     return np.tile(freq / freq.sum(), (n_test, 1))
 
 
-def logistic_probs(cohort: PreparedCohort, task_index: int) -> tuple[np.ndarray, float]:
-    """Test probabilities of an L2 logistic regression whose strength was picked on val."""
-    train, y_train = _labelled(cohort, "train", task_index)
-    val, y_val = _labelled(cohort, "val", task_index)
-    x_train, x_val = cohort.feature_rows(train), cohort.feature_rows(val)  # dense/sparse/backed
-    best: tuple[float, float, LogisticRegression] | None = None
-    for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
-        score = balanced_accuracy_score(y_val, model.predict(x_val))
-        if best is None or score > best[0]:
-            best = (score, c, model)
-    _, c, model = best
-    num_classes = cohort.tasks[task_index].num_classes
-    probs = np.zeros((len(cohort.splits["test"]), num_classes))
-    probs[:, model.classes_] = model.predict_proba(cohort.feature_rows(cohort.splits["test"]))
-    return probs, c
+def logistic_probs(coords: Coordinates, task_index: int) -> tuple[np.ndarray, str]:
+    """Test probabilities of an L2 multinomial logistic regression, its strength chosen by an
+    inner stratified CV on the training part; and how it was chosen."""
+    x, y = coords.labelled("train", task_index)
+    num_classes = coords.cohort.tasks[task_index].num_classes
+    counts = np.bincount(y)
+    folds = int(min(INNER_FOLDS, counts[counts > 0].min())) if len(y) else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if folds >= 2:
+            inner = StratifiedKFold(folds, shuffle=True, random_state=INNER_SEED)
+            model = LogisticRegressionCV(
+                Cs=list(C_GRID), cv=inner, scoring="neg_log_loss", max_iter=500, tol=1e-3
+            ).fit(x, y)
+            chosen = f"C={float(np.ravel(model.C_)[0]):.3g} by {folds}-fold inner CV"
+        else:  # a class with one training sample: no inner CV possible
+            model = LogisticRegression(C=1.0, max_iter=500, tol=1e-3).fit(x, y)
+            chosen = "C=1 (too few samples per class for an inner CV)"
+    probs = np.zeros((len(coords.cohort.splits["test"]), num_classes))
+    probs[:, model.classes_] = model.predict_proba(coords.rows("test"))
+    return probs, chosen
 
 
-def score(cohort: PreparedCohort, probs: list[np.ndarray]) -> dict[str, float]:
-    """`task/metric` scalars and joint accuracy for test-split probabilities, per task."""
+def ridge_years(coords: Coordinates, task_index: int) -> tuple[np.ndarray, str]:
+    """Predicted years of a ridge regression on the training part's years (leave-one-out
+    choice of the strength), for every test sample."""
+    cohort = coords.cohort
+    train = cohort.splits["train"]
+    years = cohort.values.numpy()[train, task_index].astype(np.float64)
+    keep = np.isfinite(years)
+    model = RidgeCV(alphas=list(ALPHA_GRID)).fit(coords.rows("train")[keep], years[keep])
+    return model.predict(coords.rows("test")), f"alpha={model.alpha_:.3g} by leave-one-out"
+
+
+def _score(
+    cohort: PreparedCohort,
+    probs: list[np.ndarray | None],
+    years: list[np.ndarray | None],
+) -> dict[str, float]:
+    """`task/metric` scalars on the test split, by the runs' own metric code; a task with
+    neither probabilities nor years (ridge on sex) stays empty, and so does joint accuracy."""
     test = cohort.splits["test"]
     labels = cohort.labels[test]
     out: dict[str, float] = {}
+    decoded = []
     for j, task in enumerate(cohort.tasks):
-        metrics = TaskMetrics(task)
-        metrics.update(
-            torch.tensor(probs[j], dtype=torch.float32), labels[:, j], cohort.values[test, j]
-        )
+        if probs[j] is None and years[j] is None:
+            decoded.append(None)
+            continue
+        metrics = TaskMetrics(task, probabilistic=probs[j] is not None)
+        p = None if probs[j] is None else torch.tensor(probs[j], dtype=torch.float32)
+        y = None if years[j] is None else torch.tensor(years[j], dtype=torch.float32)
+        pred = torch.from_numpy(task.bin_of(years[j])) if p is None else p.argmax(dim=1)
+        metrics.update(p, labels[:, j], cohort.values[test, j], preds=pred, years=y)
         out.update({f"{task.name}/{k}": v for k, v in metrics.compute_scalars().items()})
-    joint = JointAccuracy()
-    joint.update(torch.stack([torch.from_numpy(p.argmax(axis=1)) for p in probs], dim=1), labels)
-    out[JOINT] = float(joint.compute())
+        decoded.append(pred)
+    if all(d is not None for d in decoded):
+        joint = JointAccuracy()
+        joint.update(torch.stack(decoded, dim=1), labels)
+        out[JOINT] = float(joint.compute())
     return out
+
+
+def _predictions(
+    cohort: PreparedCohort, probs: list[np.ndarray | None], years: list[np.ndarray | None]
+) -> pd.DataFrame:
+    """The test predictions in the columns of a job's predictions.csv."""
+    test = cohort.splits["test"]
+    labels = cohort.labels.numpy()[test]
+    values = cohort.values.numpy()[test].astype(float)
+    frame = pd.DataFrame({"sample_id": [cohort.sample_ids[i] for i in test]})
+    for j, task in enumerate(cohort.tasks):
+        if probs[j] is None and years[j] is None:
+            continue
+        classes = np.asarray(task.classes, dtype=object)
+        true = labels[:, j]
+        pred = task.bin_of(years[j]) if probs[j] is None else probs[j].argmax(axis=1)
+        frame[f"{task.name}_true"] = np.where(true >= 0, classes[np.maximum(true, 0)], None)
+        frame[f"{task.name}_pred"] = classes[pred]
+        if task.is_binned:
+            mids = task.midpoints
+            frame[f"{task.name}_true_value"] = np.where(
+                true >= 0,
+                np.where(np.isnan(values[:, j]), mids[np.maximum(true, 0)], values[:, j]),
+                np.nan,
+            )
+            frame[f"{task.name}_pred_value"] = years[j] if probs[j] is None else probs[j] @ mids
+        for k, name in enumerate(task.classes if probs[j] is not None else ()):
+            frame[f"{task.name}_p[{name}]"] = probs[j][:, k]
+    return frame
+
+
+def fit_references(
+    cohort: PreparedCohort,
+) -> tuple[dict[str, tuple[dict, pd.DataFrame]], list[str]]:
+    """Every reference model on one prepared cohort: name -> (scores, test predictions)."""
+    coords = Coordinates(cohort)
+    n_test = len(cohort.splits["test"])
+    tasks = cohort.tasks
+    majority = [
+        majority_probs(_labelled(cohort, "train", j)[1], n_test, t.num_classes)
+        for j, t in enumerate(tasks)
+    ]
+    logistic, how = [], []
+    for j, task in enumerate(tasks):
+        probs, chosen = logistic_probs(coords, j)
+        logistic.append(probs)
+        how.append(f"{task.name}: {chosen}")
+    ridge: list[np.ndarray | None] = []
+    for j, task in enumerate(tasks):
+        if task.is_binned:
+            years, chosen = ridge_years(coords, j)
+            how.append(f"{task.name} ({RIDGE}): {chosen}")
+            ridge.append(years)
+        else:
+            ridge.append(None)
+    none = [None] * len(tasks)
+    models = {
+        MAJORITY: (majority, none),
+        LOGISTIC: (logistic, none),
+    }
+    if any(r is not None for r in ridge):
+        models[RIDGE] = (none, ridge)
+    out = {
+        name: (_score(cohort, p, y), _predictions(cohort, p, y)) for name, (p, y) in models.items()
+    }
+    return out, how
 
 
 def _check_split(cohort: PreparedCohort, job_dir: Path) -> str:
     """A note if the rebuilt test split is not the one the job saved (it should never be)."""
-    path = job_dir / SPLITS_FILE
-    if not path.exists():
+    if not (job_dir / SPLITS_FILE).exists():
         return ""
     saved = read_splits(job_dir)
     saved_test = set(saved.loc[saved["split"] == "test", "sample_id"])
     rebuilt = {cohort.sample_ids[i] for i in cohort.splits["test"]}
     if saved_test != rebuilt:
         return (
-            f"the rebuilt test split differs from {path} ({len(saved_test ^ rebuilt)} "
-            "samples); reference rows may not be comparable"
+            f"the rebuilt test split differs from {job_dir / SPLITS_FILE} "
+            f"({len(saved_test ^ rebuilt)} samples); reference rows may not be comparable"
         )
     return ""
 
 
-def reference_scores(cohort: PreparedCohort) -> tuple[pd.DataFrame, list[str]]:
-    """Both reference models on one prepared cohort."""
-    n_test = len(cohort.splits["test"])
-    majority, logistic, chosen = [], [], []
-    for j, task in enumerate(cohort.tasks):
-        _, y_train = _labelled(cohort, "train", j)
-        majority.append(majority_probs(y_train, n_test, task.num_classes))
-        probs, c = logistic_probs(cohort, j)
-        logistic.append(probs)
-        chosen.append(f"{task.name}: C={c:g}")
-    rows = pd.DataFrame(
-        [
-            {"variant": MAJORITY, **score(cohort, majority)},
-            {"variant": LOGISTIC, **score(cohort, logistic)},
-        ]
-    )
-    note = (
-        f"{LOGISTIC}: L2, C picked from {list(C_GRID)} by validation balanced accuracy "
-        f"({'; '.join(chosen)}); fitted on the training split, scored on test"
-    )
-    return rows, [note]
-
-
-def _data_key(job_dir: Path) -> str:
-    return OmegaConf.to_yaml(read_config(job_dir).data)
-
-
-def reference_metrics(runs: pd.DataFrame) -> ReferenceResult:
-    """Reference rows for the data configurations of the finished jobs (usually one).
-
-    With several data configurations in one sweep, each gets its own pair of rows, labelled
-    by the first job that used it. Problems (a data file that moved) become notes, not
-    errors: the report still builds without reference rows."""
-    groups: dict[str, Path] = {}
-    for path in ok_runs(runs)["path"]:
-        job_dir = Path(path)
-        if (job_dir / CONFIG_FILE).exists():
-            groups.setdefault(_data_key(job_dir), job_dir)
-    frames, notes = [], []
-    for key, job_dir in groups.items():
+def reference_metrics(runs: pd.DataFrame, progress=None) -> ReferenceResult:
+    """Reference rows and predictions for every (data configuration, split) the finished
+    jobs were tested on. Problems (a data file that moved) become notes, not errors: the
+    report still builds without reference rows. `progress(i, n)` is called per split."""
+    done = ok_runs(runs)
+    firsts = done.drop_duplicates(subset=["data_key", "split"], keep="first")
+    rows, predictions, notes = [], {}, []
+    methods: dict[str, None] = {}
+    for i, job in enumerate(firsts.itertuples()):
+        job_dir = Path(job.path)
+        if progress is not None:
+            progress(i, len(firsts))
         try:
-            cohort = prepare_cohort(OmegaConf.create(key))
+            cohort = prepare_cohort(OmegaConf.create(read_config(job_dir).data))
         except Exception as err:
             notes.append(
-                f"no reference rows for the data of {job_dir.name}: {type(err).__name__}: {err}"
+                f"no reference rows for split {job.split} (data of {job_dir.name}): "
+                f"{type(err).__name__}: {err}"
             )
             continue
-        rows, made = reference_scores(cohort)
-        if len(groups) > 1:
-            rows["variant"] = rows["variant"] + f" (data of {job_dir.name})"
-        notes += made + [n for n in [_check_split(cohort, job_dir)] if n]
-        frames.append(rows)
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant"])
-    return ReferenceResult(rows, notes)
+        fitted, how = fit_references(cohort)
+        methods.update(dict.fromkeys(how))
+        note = _check_split(cohort, job_dir)
+        notes += [note] if note else []
+        sizes = {k: int(len(v)) for k, v in cohort.splits.items()}
+        for name, (scores, frame) in fitted.items():
+            rows.append(
+                {
+                    "variant": name,
+                    "kind": "reference",
+                    "split": job.split,
+                    "data_key": job.data_key,
+                    "n_train": sizes["train"],
+                    "n_val": sizes["val"],
+                    "n_test": sizes["test"],
+                    **scores,
+                }
+            )
+            predictions[(name, job.split)] = frame
+    if methods:
+        notes.append(
+            "reference penalties per split: "
+            + "; ".join(list(methods)[:6])
+            + (" ..." if len(methods) > 6 else "")
+        )
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["variant", "kind", "split"])
+    return ReferenceResult(frame, predictions, notes)

@@ -39,8 +39,18 @@ from multihead.run_folder import (
     read_predictions,
 )
 
-# overrides that never define a variant: the replicate itself, and where results are logged
-NOT_VARIANT_KEYS = ("seed", "logger", "hydra", "paths", "callbacks.progress")
+# overrides that never define a variant: the replicates (training seed, data split), and where
+# results are logged
+NOT_VARIANT_KEYS = (
+    "seed",
+    "data.seed",
+    "data.cv.fold",
+    "data.cv.repeat",
+    "logger",
+    "hydra",
+    "paths",
+    "callbacks.progress",
+)
 COUNT_COLUMNS = ("tp", "fp", "tn", "fn", "support")
 
 
