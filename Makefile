@@ -22,8 +22,8 @@ install: $(BIN)/activate  ## create .venv with torch (CPU) and the project
 train: install  ## train the default model on the built-in cohort: make train ARGS="head=split loss=ce"
 	$(BIN)/python train.py $(ARGS)
 
-sweep: install  ## the four head x loss jobs and their comparison table
-	$(BIN)/python train.py -m head=fused,split loss=bce,ce $(ARGS)
+sweep: install  ## fused/split x bce/ce over 5-fold CV (experiment=compare) and its table
+	$(BIN)/python train.py experiment=compare $(ARGS)
 
 report: install  ## comparison report of a sweep (default: the newest): make report DIR=outputs/multirun/...
 	@if [ -z "$(DIR)" ]; then echo "no sweep in outputs/multirun yet: run 'make sweep' first, or give one: make report DIR=path/to/sweep" >&2; exit 2; fi

@@ -117,12 +117,21 @@ def test_seed_zero_is_valid():
     validate_config(compose_config([*SMALL, "seed=0", "data.seed=0"]))
 
 
-def test_experiment_grid_is_heads_by_losses_by_seeds():
+def test_experiment_grid_is_heads_by_losses_by_folds():
     cfg = compose_config(["experiment=head_vs_loss"])
     params = OmegaConf.to_container(cfg)  # hydra node is not in the composed job config
-    assert "hydra" not in params
+    assert "hydra" not in params and params["data"]["cv"]["folds"] == 3
     text = (CONF / "experiment" / "head_vs_loss.yaml").read_text()
-    assert "head: fused,split" in text and "loss: bce,ce" in text and "seed: 0,1,2" in text
+    assert "head: fused,split" in text and "loss: bce,ce" in text
+    assert "data.cv.fold: 0,1,2" in text
+
+
+def test_compare_preset_is_the_replicated_question():
+    cfg = compose_config(["experiment=compare"])
+    assert cfg.data.cv.folds == 5
+    text = (CONF / "experiment" / "compare.yaml").read_text()
+    assert "head: fused,split" in text and "loss: bce,ce" in text
+    assert "data.cv.fold: 0,1,2,3,4" in text
 
 
 def test_bad_bin_edges_fail_before_anything_is_written(tmp_path):

@@ -72,10 +72,10 @@ def test_regression_on_categories_fails_before_anything_is_written(tmp_path):
     assert not any(tmp_path.glob("*.csv")) and not (tmp_path / "metrics.json").exists()
 
 
-def test_head_vs_loss_sweeps_every_head_and_loss_over_three_seeds():
+def test_head_vs_loss_sweeps_every_head_and_loss_over_three_folds():
     params = yaml.safe_load((CONF / "experiment" / "head_vs_loss.yaml").read_text())
     params = params["hydra"]["sweeper"]["params"]
     for group in ("head", "loss"):
         options = config_options(group)
         assert sorted(params[group].split(",")) == options, group
-    assert params["seed"] == "0,1,2"
+    assert params["data.cv.fold"] == "0,1,2"

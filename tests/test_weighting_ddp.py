@@ -56,7 +56,6 @@ def tiny_cohort(tasks, n: int = 64, p: int = 12) -> PreparedCohort:
         feature_names=[f"g{i}" for i in range(p)],
         tasks=tasks,
         splits={"train": np.arange(n)},
-        standardizer=None,
     )
 
 
