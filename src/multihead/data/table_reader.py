@@ -9,7 +9,6 @@ features x samples (CpGs or genes as rows); `orientation` says which.
 from __future__ import annotations
 
 import csv
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,11 @@ import numpy as np
 import pandas as pd
 from pyarrow import ArrowInvalid
 
+from multihead.data.dialect import TextDialect, detect_dialect
 from multihead.data.examples import duplicated, examples
-from multihead.data.file_formats import FileFormat, open_checked
+from multihead.data.file_formats import FileFormat, open_checked, read_blocks
 from multihead.data.inplace import chunk_rows, map_rows_inplace
+from multihead.data.matrix import FLOAT32_MAX, beyond_float32
 from multihead.data.progress import advance, loading
 from multihead.errors import ConfigError, DataError
 
@@ -43,6 +44,7 @@ class _Layout:
     path: Path
     key: str
     orientation: str
+    dialect: TextDialect | None = None
 
     @property
     def by_sample(self) -> bool:
@@ -60,18 +62,42 @@ class _Layout:
         sample, feature = (row, column) if self.by_sample else (column, row)
         return f"sample {sample!r} / feature {feature!r} = {value!r}"
 
+    def where(self) -> str:
+        """The file and key, with the dialect it was read in (for parse errors)."""
+        read_as = f"; read as {self.dialect.describe()}" if self.dialect else ""
+        return f"{self.path} ({self.key}{read_as})"
+
+    def check_range(self, block: np.ndarray, rows: list[str], columns: list[str]) -> None:
+        """Finite values beyond float32 would silently become inf: refuse them, named."""
+        bad = beyond_float32(block)
+        if not bad.any():
+            return
+        cells = [
+            self.cell(rows[r], columns[c], float(block[r, c])) for r, c in np.argwhere(bad)[:5]
+        ]
+        raise DataError(
+            f"{self.path} ({self.key}): {int(bad.sum())} values beyond the float32 range "
+            f"(+-{FLOAT32_MAX:.3g}) the model computes in: {examples(cells)}; rescale them "
+            "(e.g. log-transform or change the unit) before training"
+        )
+
 
 def read_matrix(
     path: str | Path | None,
     key: str = "data.matrix",
     orientation: str = "samples_x_features",
     index_column: str | None = None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
 ) -> MatrixFile:
-    """Read and check a matrix file; every problem is a DataError naming the file and key."""
+    """Read and check a matrix file; every problem is a DataError naming the file and key.
+
+    Text files are read in the dialect `detect_dialect` finds (or `delimiter`/`decimal`)."""
     if orientation not in ORIENTATIONS:
         raise ConfigError(f"data.orientation={orientation!r}: choose one of {list(ORIENTATIONS)}")
     resolved, fmt = open_checked(path, key, ("text", "parquet"))
-    layout = _Layout(resolved, key, orientation)
+    dialect = detect_dialect(resolved, fmt, key, delimiter, decimal) if fmt.kind == "text" else None
+    layout = _Layout(resolved, key, orientation, dialect)
     if fmt.kind == "parquet":
         values, rows, columns = _read_parquet(layout, index_column)
     else:
@@ -118,24 +144,29 @@ def _empty(layout: _Layout, what: str) -> DataError:
 
 
 # ---------------------------------------------------------------------------- text files
-def _count_lines(path: Path, fmt: FileFormat) -> int:
-    """Data lines (an upper bound: blank lines count), for preallocating the matrix."""
-    lines, last = 0, b"\n"
-    opener = gzip.open if fmt.gzipped else open
-    with opener(path, "rb") as handle:
-        while block := handle.read(16 << 20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n") - 1
+def _count_lines(layout: _Layout, fmt: FileFormat) -> int:
+    """Data lines (an upper bound: blank lines count), for preallocating the matrix; reading
+    the whole file here also refuses a truncated .gz before any parsing."""
+    end = b"\r" if layout.dialect.line_end == "\r" else b"\n"
+    lines, last = 0, end
+    for block in read_blocks(layout.path, fmt, layout.key):
+        lines += block.count(end)
+        last = block[-1:]
+    return lines + (last != end) - 1 - layout.dialect.skip_lines
 
 
 def _read_header(layout: _Layout, fmt: FileFormat) -> list[str]:
-    with fmt.open_text(layout.path) as handle:
-        try:
-            header = next(csv.reader(handle, delimiter=fmt.separator), [])
-        except (csv.Error, UnicodeDecodeError, OSError) as err:
-            raise DataError(f"{layout.path} ({layout.key}): unreadable header: {err}") from None
-    return [h.strip() for h in header]
+    """The header cells; R's write.table header gets an empty cell for the row names."""
+    dialect = layout.dialect
+    try:
+        with fmt.open_text(layout.path) as handle:
+            for _ in range(dialect.skip_lines):
+                handle.readline()
+            header = next(csv.reader(handle, delimiter=dialect.delimiter), [])
+    except (csv.Error, UnicodeDecodeError, OSError) as err:
+        raise DataError(f"{layout.where()}: unreadable header: {err}") from None
+    header = [h.strip() for h in header]
+    return ["", *header] if dialect.header_lacks_id and header else header
 
 
 def _non_numeric(layout: _Layout, chunk: pd.DataFrame, columns: list[str]) -> DataError | None:
@@ -166,14 +197,14 @@ def _read_text(
     if not columns:
         raise _empty(layout, f"no {layout.column_kind} besides the id column {header[position]!r}")
     _check_names(layout, [], columns)
-    n_rows = _count_lines(layout.path, fmt)
+    n_rows = _count_lines(layout, fmt)
     if n_rows <= 0:
         raise _empty(layout, "a header but no data rows")
     shape = (n_rows, len(columns)) if layout.by_sample else (len(columns), n_rows)
     values = np.empty(shape, dtype=np.float32)
     with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
         try:
-            ids = _fill_with_arrow(layout, fmt, len(header), position, values, bar)
+            ids = _fill_with_arrow(layout, fmt, len(header), position, columns, values, bar)
         except ArrowInvalid:  # a cell that is not a number, a ragged row, ...: pandas says where
             ids = _fill_with_pandas(layout, fmt, len(header), position, columns, values, bar)
     if not ids:
@@ -191,7 +222,13 @@ def _put(
 
 
 def _fill_with_arrow(
-    layout: _Layout, fmt: FileFormat, width: int, position: int, values: np.ndarray, bar
+    layout: _Layout,
+    fmt: FileFormat,
+    width: int,
+    position: int,
+    columns: list[str],
+    values: np.ndarray,
+    bar,
 ) -> list[str]:
     """pyarrow's streaming, multi-threaded parser: about 2x faster than pandas.read_csv on
     wide files and without a DataFrame per chunk. Raises ArrowInvalid on any bad cell."""
@@ -199,34 +236,53 @@ def _fill_with_arrow(
     import pyarrow.csv as pacsv
 
     names = [f"c{i}" for i in range(width)]  # ours: header cells may be empty or repeated
-    types = {name: pa.float32() for name in names}
+    types = {name: pa.float64() for name in names}  # float64 first: overflow is seen, not inf
     types[names[position]] = pa.string()
+    ragged: list = []
+
+    def on_invalid(row) -> str:
+        ragged.append(row)
+        return "skip"
+
+    dialect = layout.dialect
     stream = pa.input_stream(str(layout.path), compression="gzip" if fmt.gzipped else None)
     reader = pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=32 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=fmt.separator),
-        convert_options=pacsv.ConvertOptions(column_types=types),
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=dialect.skip_lines + 1, block_size=32 << 20
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=dialect.delimiter, invalid_row_handler=on_invalid
+        ),
+        convert_options=pacsv.ConvertOptions(column_types=types, decimal_point=dialect.decimal),
     )
     ids: list[str] = []
     for batch in reader:
         start, k = len(ids), batch.num_rows
         _check_capacity(layout, values, start + k)
+        batch_ids = ["" if i is None else i.strip() for i in batch.column(position).to_pylist()]
         j = 0
         for i in range(width):
             if i != position:
-                _put(
-                    values,
-                    start,
-                    k,
-                    j,
-                    batch.column(i).to_numpy(zero_copy_only=False),
-                    layout.by_sample,
-                )
+                column = batch.column(i).to_numpy(zero_copy_only=False)
+                layout.check_range(column[:, None], batch_ids, [columns[j]])
+                _put(values, start, k, j, column, layout.by_sample)
                 j += 1
-        ids += ["" if i is None else i.strip() for i in batch.column(position).to_pylist()]
+        ids += batch_ids
         advance(bar, k)
+    if ragged:
+        raise _ragged(layout, width, ragged)
     return ids
+
+
+def _ragged(layout: _Layout, width: int, rows: list) -> DataError:
+    first = rows[0]
+    return DataError(
+        f"{layout.where()}: {len(rows)} row(s) with another number of fields than the "
+        f"header's {width}, e.g. {first.actual_columns} fields in {first.text[:80]!r}: a "
+        "row cut short (an interrupted export or download) or a stray delimiter; repair or "
+        "re-export the file"
+    )
 
 
 def _check_capacity(layout: _Layout, values: np.ndarray, rows: int) -> None:
@@ -248,15 +304,20 @@ def _fill_with_pandas(
 ) -> list[str]:
     """pandas, chunk by chunk: slower, but it finds the offending cells for the message."""
     names = [f"c{i}" for i in range(width)]
+    dialect = layout.dialect
     reader = pd.read_csv(
         layout.path,
-        sep=fmt.separator,
+        sep=dialect.delimiter,
+        decimal=dialect.decimal,
         index_col=position,
-        header=0,
+        header=None,
+        skiprows=dialect.skip_lines + 1,
         names=names,
         dtype={names[position]: str},
         chunksize=chunk_rows(len(columns), 16 << 20),
         skip_blank_lines=True,
+        encoding="utf-8-sig",
+        lineterminator="\r" if dialect.line_end == "\r" else None,
         compression="gzip" if fmt.gzipped else None,
     )
     ids: list[str] = []
@@ -265,7 +326,8 @@ def _fill_with_pandas(
             error = _non_numeric(layout, chunk, columns)
             if error is not None:
                 raise error
-            block = chunk.to_numpy(dtype=np.float32)
+            block = chunk.to_numpy(dtype=np.float64)
+            layout.check_range(block, [str(i) for i in chunk.index], columns)
             _check_capacity(layout, values, len(ids) + len(block))
             if layout.by_sample:
                 values[len(ids) : len(ids) + len(block)] = block
@@ -275,9 +337,8 @@ def _fill_with_pandas(
             advance(bar, len(block))
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
         raise DataError(
-            f"{layout.path} ({layout.key}): cannot parse as "
-            f"{'tab' if fmt.separator == chr(9) else 'comma'}-separated text: "
-            f"{err}"
+            f"{layout.where()}: cannot parse: {err}; if the dialect is wrong, set "
+            "data.delimiter / data.decimal"
         ) from None
     return ids
 
@@ -318,7 +379,10 @@ def _check_parquet_types(layout: _Layout, parquet, names: list[str], position: i
     text = [n for i, n in enumerate(names) if i != position and not numeric(schema.field(i).type)]
     if not text:
         return
-    first = parquet.read_row_group(0, columns=[names[position], *text[:5]]).to_pandas()
+    # ignore_metadata: a pandas-written index (`__index_level_0__`) stays a column here
+    first = parquet.read_row_group(0, columns=[names[position], *text[:5]]).to_pandas(
+        ignore_metadata=True
+    )
     cells = [
         layout.cell(str(r), c, v)
         for c in text[:5]
@@ -333,23 +397,26 @@ def _check_parquet_types(layout: _Layout, parquet, names: list[str], position: i
 
 
 def _read_row_group(
+    layout: _Layout,
     parquet,
     group: int,
     columns: list[str],
     values: np.ndarray,
+    ids: list[str],
     start: int,
-    rows: int,
-    by_sample: bool,
 ) -> None:
     """One row group, a block of columns at a time: decoding all 20,000 columns of a wide
     row group at once (as iter_batches does) costs several times the matrix in memory."""
+    rows = len(ids)
     width = max(1, (64 << 20) // max(1, 8 * rows))
     for first in range(0, len(columns), width):
         block = parquet.read_row_group(
             group, columns=columns[first : first + width], use_threads=False
         )
         for j, column in enumerate(block.columns, start=first):
-            _put(values, start, rows, j, column.to_numpy(), by_sample)
+            column = column.to_numpy()
+            layout.check_range(column[:, None], ids, [columns[j]])
+            _put(values, start, rows, j, column, layout.by_sample)
 
 
 def _read_parquet(
@@ -376,15 +443,13 @@ def _read_parquet(
     ids: list[str] = []
     with loading(f"reading {layout.path.name}", n_rows, layout.path.stat().st_size) as bar:
         for group in range(parquet.metadata.num_row_groups):
-            start = len(ids)
-            ids += [
+            group_ids = [
                 "" if i is None else str(i).strip()
                 for i in parquet.read_row_group(group, columns=[names[position]])
                 .column(0)
                 .to_pylist()
             ]
-            _read_row_group(
-                parquet, group, columns, values, start, len(ids) - start, layout.by_sample
-            )
-            advance(bar, len(ids) - start)
+            _read_row_group(layout, parquet, group, columns, values, group_ids, len(ids))
+            ids += group_ids
+            advance(bar, len(group_ids))
     return values, ids, columns
