@@ -9,7 +9,6 @@ from multihead.components import build_component, component_args, component_clas
 from multihead.errors import ConfigError
 from multihead.tasks import Task, tasks_from_config
 
-
 #: numpy, torch and Lightning seeds are unsigned 32-bit integers
 SEED_RANGE = (0, 2**32 - 1)
 #: Lightning's "no limit" for trainer.max_steps (and max_epochs when max_steps bounds the run)
