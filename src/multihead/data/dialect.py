@@ -125,6 +125,18 @@ def _decimal(rows: list[str], delimiter: str) -> str:
     return "," if comma and not point else "."
 
 
+def _refuse_explicit(path: Path, key: str, chosen: str, header: str, rows: list[str]) -> None:
+    """An explicit delimiter the file contradicts, when another one fits: say which."""
+    fits = [d for d in DELIMITERS if d != chosen and _consistent(header, rows, d)[0]]
+    if fits:
+        raise DataError(
+            f"{path} ({key}): read as {_NAMES.get(chosen, repr(chosen))}-separated "
+            f"(data.delimiter) its header has {len(_fields(header, chosen))} field(s), but the "
+            f"file looks {_NAMES[fits[0]]}-separated; set data.delimiter={_NAMES[fits[0]]} "
+            "or null (detect each file's own)"
+        )
+
+
 def detect_dialect(
     path: Path,
     fmt: FileFormat,
@@ -155,17 +167,21 @@ def detect_dialect(
     header = lines[skip]
     rows = [r for r in lines[skip + 1 : skip + 1 + SAMPLE_LINES] if r.strip()]
     candidates = [chosen] if chosen else [_sniffed(header, rows), fmt.separator, *DELIMITERS]
-    for candidate in dict.fromkeys(c for c in candidates if c):
-        ok, lacks_id = _consistent(header, rows, candidate)
-        if ok or chosen:
-            return TextDialect(
-                candidate,
-                point or _decimal(rows, candidate),
-                skip,
-                line_end,
-                bom,
-                lacks_id,
-            )
+    verdicts = {c: _consistent(header, rows, c) for c in dict.fromkeys(c for c in candidates if c)}
+    if chosen and not verdicts[chosen][0]:
+        _refuse_explicit(path, key, chosen, header, rows)
+    # a header as wide as the rows beats an R-style one (`1,5` in a tab file is not a column)
+    for wanted_r_style in (False, True):
+        for candidate, (ok, lacks_id) in verdicts.items():
+            if (ok and lacks_id == wanted_r_style) or chosen:
+                return TextDialect(
+                    candidate,
+                    point or _decimal(rows, candidate),
+                    skip,
+                    line_end,
+                    bom,
+                    lacks_id,
+                )
     widths = {_NAMES[d]: len(_fields(header, d)) for d in DELIMITERS}
     if set(widths.values()) == {1}:  # a single column: the readers say what is missing
         return TextDialect(fmt.separator or ",", point or ".", skip, line_end, bom)

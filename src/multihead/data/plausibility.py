@@ -31,9 +31,13 @@ def looks_like_sentinel(value: float) -> bool:
 
 
 def _unit_hint(raw: np.ndarray, task: Task) -> str:
-    """Which unit would put every value inside the range, if one does."""
+    """Which unit would put every value inside the range, if one does and almost none is
+    inside it now (one implausible age among many is a typo, not a unit)."""
     low, high = task.valid_range
     present = raw[~np.isnan(raw)]
+    now = task.to_years(present)
+    if len(present) and ((now >= low) & (now <= high)).mean() > 0.1:
+        return ""
     for unit, per_year in UNITS.items():
         if unit == task.unit or not len(present):
             continue
