@@ -93,16 +93,17 @@ def _fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
-def _consistent(header: str, rows: list[str], delimiter: str) -> tuple[bool, bool]:
-    """(header and most rows agree on >= 2 fields, rows have one field more than the header)."""
+def _consistent(header: str, rows: list[str], delimiter: str) -> tuple[bool, bool, int]:
+    """(header and most rows agree on >= 2 fields, rows have one field more than the header,
+    fields per row)."""
     width = len(_fields(header, delimiter))
     counts = Counter(len(_fields(r, delimiter)) for r in rows)
     if not counts:
-        return width >= 2, False
+        return width >= 2, False, width
     modal, seen = counts.most_common(1)[0]
     if modal < 2 or seen < 0.8 * len(rows):
-        return False, False
-    return modal in (width, width + 1), modal == width + 1
+        return False, False, modal
+    return modal in (width, width + 1), modal == width + 1, modal
 
 
 def _sniffed(header: str, rows: list[str]) -> str | None:
@@ -170,18 +171,14 @@ def detect_dialect(
     verdicts = {c: _consistent(header, rows, c) for c in dict.fromkeys(c for c in candidates if c)}
     if chosen and not verdicts[chosen][0]:
         _refuse_explicit(path, key, chosen, header, rows)
-    # a header as wide as the rows beats an R-style one (`1,5` in a tab file is not a column)
-    for wanted_r_style in (False, True):
-        for candidate, (ok, lacks_id) in verdicts.items():
-            if (ok and lacks_id == wanted_r_style) or chosen:
-                return TextDialect(
-                    candidate,
-                    point or _decimal(rows, candidate),
-                    skip,
-                    line_end,
-                    bom,
-                    lacks_id,
-                )
+    # a header as wide as the rows beats an R-style one, then more fields beat fewer
+    # (`S1<tab>1,5<tab>x` has one more tab field than an R header, and one more comma field)
+    fitting = [c for c, (ok, _, _) in verdicts.items() if ok or chosen]
+    if fitting:
+        best = max(fitting, key=lambda c: (not verdicts[c][1], verdicts[c][2]))
+        return TextDialect(
+            best, point or _decimal(rows, best), skip, line_end, bom, verdicts[best][1]
+        )
     widths = {_NAMES[d]: len(_fields(header, d)) for d in DELIMITERS}
     if set(widths.values()) == {1}:  # a single column: the readers say what is missing
         return TextDialect(fmt.separator or ",", point or ".", skip, line_end, bom)

@@ -25,6 +25,7 @@ UNMATCHED_POLICIES = ("error", "intersect")
 
 #: the id column's name when R's write.table left the header without a row-name cell
 ROW_NAMES = "(row names)"
+_WHOLE_NUMBER = re.compile(r"\s*[+-]?\d+([eE][+-]?\d+)?\s*")
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+([eE][+-]?\d+)?\s*$")
 
 
@@ -84,7 +85,7 @@ def _decimal_commas(sheet: pd.DataFrame) -> pd.DataFrame:
     for column in sheet.columns:
         values = sheet[column].dropna()
         if len(values) and values.str.match(_DECIMAL_COMMA).any():
-            numeric = values.str.match(_DECIMAL_COMMA) | values.str.fullmatch(r"\s*[+-]?\d+\s*")
+            numeric = values.str.match(_DECIMAL_COMMA) | values.str.fullmatch(_WHOLE_NUMBER)
             if numeric.all():
                 sheet[column] = sheet[column].str.replace(",", ".", regex=False)
     return sheet
