@@ -316,6 +316,15 @@ MATRIX = r"matrix\.csv(\.gz)? \(data\.matrix"
 SHEET = r"samples\.csv(\.gz)? \(data\.samples"
 
 
+def _sheet_short_rows(d: Path) -> list[str]:
+    """A trailing `note` column most rows leave out entirely (no trailing delimiter)."""
+    header, rows = sheet_rows(base_frames()[1])
+    rows = [[*r, "re-run"] if i % 9 == 0 else r for i, r in enumerate(rows)]
+    overrides = table_files(d)
+    write_text(d / "samples.csv", [*header, "note"], rows)
+    return overrides
+
+
 def _latin1_sheet(d: Path) -> list[str]:
     overrides = table_files(d)
     text = (d / "samples.csv").read_text().replace("sample_id,", "échantillon,", 1)
@@ -408,6 +417,7 @@ QUIRKS: list[Quirk] = [
     ),
     Quirk("sheet_semicolon_decimal_comma", "dialect", _sheet_dialect(delimiter=";", decimal=",")),
     Quirk("trailing_blank_lines", "dialect", _dialect(trailer="\n\n")),
+    Quirk("sheet_rows_without_trailing_cells", "dialect", _sheet_short_rows),
     Quirk(
         "tab_matrix_semicolon_sheet",
         "dialect",
@@ -738,6 +748,13 @@ QUIRKS: list[Quirk] = [
         "h5ad_age_in_days",
         "anndata",
         _h5ad(_ages(lambda a: a * 365.25), None, "data.tasks.age.unit=days"),
+    ),
+    Quirk(
+        "h5ad_nan_names_the_matrix",
+        "anndata",
+        _h5ad(None, lambda m: _matrix_cell(float("nan"))(m).astype(np.float32)),
+        DataError,
+        (r"cohort\.h5ad \.X \(data\.path\)", r"sample '00007'", "missing_values=impute"),
     ),
     Quirk(
         "h5ad_float64_overflow",

@@ -94,16 +94,22 @@ def _fields(line: str, delimiter: str) -> list[str]:
 
 
 def _consistent(header: str, rows: list[str], delimiter: str) -> tuple[bool, bool, int]:
-    """(header and most rows agree on >= 2 fields, rows have one field more than the header,
-    fields per row)."""
+    """(the delimiter fits, rows have one field more than the header (R), how well it fits).
+
+    It fits when the header and most rows agree on >= 2 fields (or the rows have one more:
+    an R header), or when no row is wider than a header of >= 2 fields (spreadsheets leave
+    trailing empty cells out). The score ranks fits: same width, R style, shorter rows; then
+    more fields."""
     width = len(_fields(header, delimiter))
     counts = Counter(len(_fields(r, delimiter)) for r in rows)
     if not counts:
-        return width >= 2, False, width
+        return width >= 2, False, (2, width)
     modal, seen = counts.most_common(1)[0]
-    if modal < 2 or seen < 0.8 * len(rows):
-        return False, False, modal
-    return modal in (width, width + 1), modal == width + 1, modal
+    if modal >= 2 and seen >= 0.8 * len(rows) and modal in (width, width + 1):
+        r_style = modal == width + 1
+        return True, r_style, (1 if r_style else 2, modal)
+    short = width >= 2 and min(counts) >= 2 and max(counts) <= width
+    return short, False, (0, modal)
 
 
 def _sniffed(header: str, rows: list[str]) -> str | None:
@@ -175,7 +181,7 @@ def detect_dialect(
     # (`S1<tab>1,5<tab>x` has one more tab field than an R header, and one more comma field)
     fitting = [c for c, (ok, _, _) in verdicts.items() if ok or chosen]
     if fitting:
-        best = max(fitting, key=lambda c: (not verdicts[c][1], verdicts[c][2]))
+        best = max(fitting, key=lambda c: verdicts[c][2])
         return TextDialect(
             best, point or _decimal(rows, best), skip, line_end, bom, verdicts[best][1]
         )

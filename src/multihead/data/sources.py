@@ -92,7 +92,13 @@ def _anndata(cfg: DictConfig) -> RawCohort:
         cfg.get("id_column"),
         cfg.get("feature_column"),
     )
-    return RawCohort(adata.features, adata.feature_names, adata.obs, source=f"{adata.path} .obs")
+    return RawCohort(
+        adata.features,
+        adata.feature_names,
+        adata.obs,
+        source=f"{adata.path} .obs",
+        matrix_source=f"{adata.path} .{cfg.get('layer') or 'X'} (data.path)",
+    )
 
 
 SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {
