@@ -105,7 +105,9 @@ def test_sparse_cohort_stays_sparse_and_densifies_per_batch(tmp_path, frames):
     assert batch["x"].shape == (16, cohort.num_features) and batch["x"].dtype == torch.float32
     # the batch is exactly the preprocessed dense rows of those samples
     dense = frames[0].to_numpy(np.float32)[batch["index"].numpy()]
-    expected = (dense - cohort.standardizer.mean) / cohort.standardizer.scale
+    expected = (
+        dense - cohort.preprocessor.standardizer.mean
+    ) / cohort.preprocessor.standardizer.scale
     np.testing.assert_allclose(batch["x"].numpy(), expected, atol=2e-5)
     assert sp.issparse(cohort.features.matrix.values)  # still sparse after serving a batch
     rows = np.array([3, 0, 7])
