@@ -325,6 +325,11 @@ def _sheet_short_rows(d: Path) -> list[str]:
     return overrides
 
 
+def _truncate_after(overrides: list[str], path: Path) -> list[str]:
+    truncate(path, 0.5)
+    return overrides
+
+
 def _latin1_sheet(d: Path) -> list[str]:
     overrides = table_files(d)
     text = (d / "samples.csv").read_text().replace("sample_id,", "échantillon,", 1)
@@ -475,6 +480,20 @@ QUIRKS: list[Quirk] = [
         (r"data\.samples", r"samples\.csv\.gz is a truncated or damaged gzip"),
     ),
     Quirk("corrupt_gz_matrix", "encoding", _corrupt_gz, DataError, (r"matrix\.csv\.gz", "gzip")),
+    Quirk(
+        "truncated_parquet",
+        "encoding",
+        lambda d: _truncate_after(_parquet()(d), d / "m.parquet"),
+        DataError,
+        (r"m\.parquet \(data\.matrix\)", "unreadable parquet"),
+    ),
+    Quirk(
+        "truncated_h5ad",
+        "anndata",
+        lambda d: _truncate_after(_h5ad()(d), d / "cohort.h5ad"),
+        DataError,
+        (r"cohort\.h5ad \(data\.path\)", "unreadable HDF5"),
+    ),
     # ---------------------------------------------------------------- ids
     Quirk(
         "ids_lost_leading_zeros",
