@@ -3,6 +3,7 @@ named in messages; the checks on those names shared by the text and Parquet read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,25 @@ class Layout:
         """The file and key, with the dialect it was read in (for parse errors)."""
         read_as = f"; read as {self.dialect.describe()}" if self.dialect else ""
         return f"{self.path} ({self.key}{read_as})"
+
+    def check_stored(
+        self,
+        values: np.ndarray,
+        start: int,
+        ids: list[str],
+        columns: list[str],
+        column64: Callable[[int], np.ndarray],
+    ) -> None:
+        """After a block of rows is stored as float32, one pass for inf: a column holding one
+        is read again as float64 (`column64`) to tell a literal inf (the missing-value
+        policy's business) from a finite value beyond float32 (refused here)."""
+        stored = (
+            values[start : start + len(ids)]
+            if self.by_sample
+            else values[:, start : start + len(ids)].T
+        )
+        for j in np.flatnonzero(np.isinf(stored).any(axis=0)):
+            self.check_range(column64(int(j))[:, None], ids, [columns[j]])
 
     def check_range(self, block: np.ndarray, rows: list[str], columns: list[str]) -> None:
         """Finite values beyond float32 would silently become inf: refuse them, named."""
@@ -97,7 +117,10 @@ def empty_matrix(layout: Layout, what: str) -> DataError:
 def put(
     values: np.ndarray, start: int, block_rows: int, j: int, column: np.ndarray, by_sample: bool
 ) -> None:
-    if by_sample:
-        values[start : start + block_rows, j] = column
-    else:
-        values[j, start : start + block_rows] = column
+    """One column of a block into the float32 matrix; a value beyond float32 becomes inf
+    here and is named by `Layout.check_stored`."""
+    with np.errstate(over="ignore"):
+        if by_sample:
+            values[start : start + block_rows, j] = column
+        else:
+            values[j, start : start + block_rows] = column

@@ -72,9 +72,14 @@ def _read_row_group(
             group, columns=columns[first : first + width], use_threads=False
         )
         for j, column in enumerate(block.columns, start=first):
-            column = column.to_numpy()
-            layout.check_range(column[:, None], ids, [columns[j]])
-            put(values, start, rows, j, column, layout.by_sample)
+            put(values, start, rows, j, column.to_numpy(), layout.by_sample)
+    layout.check_stored(
+        values,
+        start,
+        ids,
+        columns,
+        lambda j: parquet.read_row_group(group, columns=[columns[j]]).column(0).to_numpy(),
+    )
 
 
 def read_parquet(

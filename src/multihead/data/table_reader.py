@@ -178,10 +178,22 @@ def _fill_with_arrow(
         j = 0
         for i in range(width):
             if i != position:
-                column = batch.column(i).to_numpy(zero_copy_only=False)
-                layout.check_range(column[:, None], batch_ids, [columns[j]])
-                put(values, start, k, j, column, layout.by_sample)
+                put(
+                    values,
+                    start,
+                    k,
+                    j,
+                    batch.column(i).to_numpy(zero_copy_only=False),
+                    layout.by_sample,
+                )
                 j += 1
+        layout.check_stored(
+            values,
+            start,
+            batch_ids,
+            columns,
+            lambda j, batch=batch: batch.column(j + (j >= position)).to_numpy(zero_copy_only=False),
+        )
         ids += batch_ids
         advance(bar, k)
     if ragged:
