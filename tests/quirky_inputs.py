@@ -151,6 +151,16 @@ def sex_in_every_split(got, ref) -> None:
         assert present == {0, 1}, (split, present)
 
 
+def three_decimals_read(got, ref) -> None:
+    """`7,113` with data.decimal=comma is 7.113: the raw matrix is 1 + |x| to 3 decimals."""
+    assert got.sample_ids == ref.sample_ids
+    expected = np.round(1 + np.abs(base_frames()[0].to_numpy(np.float64)), 3).astype(np.float32)
+    scaler = got.preprocessor.standardizer
+    raw = got.features.numpy() * scaler.scale + scaler.mean
+    kept = [base_frames()[0].columns.get_loc(f) for f in got.feature_names]
+    np.testing.assert_allclose(raw, expected[:, kept], rtol=1e-5)
+
+
 def parquet_index_as_ids(got, ref) -> None:
     """The pandas index (`__index_level_0__`) gave the ids: the filtered frame's row numbers."""
     assert got.sample_ids == [str(i) for i in range(BASE_SAMPLES) if i % 7 != 3]
@@ -391,6 +401,11 @@ def _matrix_cell(value) -> Callable[[pd.DataFrame], pd.DataFrame]:
     return change
 
 
+def _thousands(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Values written with exactly three decimals after a comma, all >= 1: `7,113`."""
+    return (1 + matrix.abs()).map(lambda v: f"{v:.3f}".replace(".", ","))
+
+
 def _matrix_tiny(matrix: pd.DataFrame) -> pd.DataFrame:
     return (matrix * 1e-30).astype(np.float32)
 
@@ -422,6 +437,19 @@ QUIRKS: list[Quirk] = [
     ),
     Quirk("sheet_semicolon_decimal_comma", "dialect", _sheet_dialect(delimiter=";", decimal=",")),
     Quirk("trailing_blank_lines", "dialect", _dialect(trailer="\n\n")),
+    Quirk(
+        "thousands_or_decimal_comma",
+        "dialect",
+        _with_matrix(_thousands, delimiter=";"),
+        DataError,
+        (MATRIX, r"such as '\d,\d{3}'", "data.decimal=comma"),
+    ),
+    Quirk(
+        "three_decimals_declared",
+        "dialect",
+        _with_matrix(_thousands, "data.decimal=comma", delimiter=";"),
+        check=three_decimals_read,
+    ),
     Quirk("sheet_rows_without_trailing_cells", "dialect", _sheet_short_rows),
     Quirk(
         "tab_matrix_semicolon_sheet",

@@ -8,16 +8,19 @@ exactly the ids, names and float32 values (or text cells) that were written.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from multihead.data.sample_sheet import ROW_NAMES, read_sample_sheet
 from multihead.data.table_reader import read_matrix
-from tests.quirky_inputs import write_text
+from multihead.errors import DataError
+from tests.quirky_inputs import cell, write_text
 
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,6 +65,14 @@ def matrices(draw):
     return ids, features, np.asarray(values, dtype=np.float32).reshape(n, p)
 
 
+def _ambiguous(values, decimal: str) -> bool:
+    """Every number with a comma reads as well as a thousands separator (`100,125`): the
+    readers must refuse to guess."""
+    cells = [cell(float(v), decimal) for v in values]
+    commas = [c for c in cells if "," in c]
+    return bool(commas) and all(re.fullmatch(r"[+-]?[1-9]\d{0,2}(,\d{3})+", c) for c in commas)
+
+
 def _file_name(draw, stem: str) -> str:
     return (
         stem + draw(st.sampled_from([".csv", ".tsv", ".txt"])) + draw(st.sampled_from(["", ".gz"]))
@@ -78,6 +89,10 @@ def test_random_matrix_in_random_dialect_reads_back_identical(data):
         path = Path(folder) / name
         rows = [[i, *map(float, row)] for i, row in zip(ids, values, strict=True)]
         write_text(path, ["sample_id", *features], rows, **dialect)
+        if _ambiguous(values.ravel(), dialect["decimal"]):
+            with pytest.raises(DataError, match=r"data\.decimal=comma"):
+                read_matrix(path)
+            return
         got = read_matrix(path)
     assert got.sample_ids == ids
     assert got.feature_names == features
@@ -100,6 +115,10 @@ def test_random_sample_sheet_in_random_dialect_reads_back_identical(data):
         path = Path(folder) / name
         rows = [list(r) for r in zip(ids, ages, sexes, strict=True)]
         write_text(path, ["sample_id", "age", "sex"], rows, **dialect)
+        if _ambiguous(ages, dialect["decimal"]):
+            with pytest.raises(DataError, match=r"data\.decimal=comma"):
+                read_sample_sheet(path, None, label_columns=["age", "sex"])
+            return
         sheet, _ = read_sample_sheet(path, None, label_columns=["age", "sex"])
     assert list(sheet.index) == ids
     assert sheet.index.name == (ROW_NAMES if dialect["r_header"] else "sample_id")

@@ -27,6 +27,8 @@ COMMENT_PREFIX = "#"
 _EXCEL_SEP = re.compile(r"^\s*sep=(.)\s*$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+([eE][+-]?\d+)?$")
 _DECIMAL_POINT = re.compile(r"^[+-]?\d*\.\d+([eE][+-]?\d+)?$")
+#: `1,234` or `12,345,678`: a thousands separator as much as a decimal comma
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+$")
 #: enough lines to see the dialect; the last line of the sample may be cut, so it is left out
 SAMPLE_CHARS = 256 << 10
 SAMPLE_LINES = 50
@@ -119,16 +121,29 @@ def _sniffed(header: str, rows: list[str]) -> str | None:
         return None
 
 
-def _decimal(rows: list[str], delimiter: str) -> str:
-    """Decimal comma when numbers are written `1,5` and none `1.5` (never with `,` fields)."""
+def _decimal(rows: list[str], delimiter: str, path: Path, key: str) -> str:
+    """Decimal comma when numbers are written `1,5` and none `1.5` (never with `,` fields).
+
+    When every such number could as well be a thousands separator (`1,234`), guessing would
+    be silently wrong by a factor of 1000: a DataError asks for `data.decimal`."""
     if delimiter == ",":
         return "."
-    comma = point = 0
+    comma = point = thousands = 0
+    example = ""
     for row in rows:
         for cell in _fields(row, delimiter)[1:]:
             cell = cell.strip()
-            comma += bool(_DECIMAL_COMMA.match(cell))
+            if _DECIMAL_COMMA.match(cell) or _THOUSANDS.match(cell):
+                comma += 1
+                thousands += bool(_THOUSANDS.match(cell))
+                example = example or cell
             point += bool(_DECIMAL_POINT.match(cell))
+    if comma and thousands == comma and not point:
+        raise DataError(
+            f"{path} ({key}): numbers such as {example!r} may have a decimal comma or a "
+            "thousands separator; set data.decimal=comma if the comma is decimal, or export "
+            "the file without thousands separators"
+        )
     return "," if comma and not point else "."
 
 
@@ -183,7 +198,12 @@ def detect_dialect(
     if fitting:
         best = max(fitting, key=lambda c: verdicts[c][2])
         return TextDialect(
-            best, point or _decimal(rows, best), skip, line_end, bom, verdicts[best][1]
+            best,
+            point or _decimal(rows, best, path, key),
+            skip,
+            line_end,
+            bom,
+            verdicts[best][1],
         )
     widths = {_NAMES[d]: len(_fields(header, d)) for d in DELIMITERS}
     if set(widths.values()) == {1}:  # a single column: the readers say what is missing
