@@ -205,7 +205,7 @@ def test_nan_or_inf_under_the_error_policy(tmp_path, frames, value):
     overrides = write_table(tmp_path, matrix, sheet)
     fails(
         DataError,
-        r"samples\.csv",
+        r"matrix\.csv \(data\.matrix\)",
         r"1 NaN or inf values in 1 features",
         rf"sample '00009' / feature '{matrix.columns[4]}'",
         r"data\.preprocess\.missing_values=impute",

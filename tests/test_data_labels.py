@@ -104,7 +104,7 @@ def test_sex_coding_to_an_unknown_class_is_a_config_error():
 
 def _gappy_sheet() -> pd.DataFrame:
     return pd.DataFrame(
-        {"age": [25, None, 45, 70, None, 30], "sex": ["F", "M", None, "unknown", None, "M"]},
+        {"age": [25, None, 45, 70, None, 50], "sex": ["F", "M", None, "unknown", None, "M"]},
         index=list("abcdef"),
     )
 
@@ -113,7 +113,7 @@ def test_missing_labels_drop_removes_the_samples():
     tasks = tasks_from_config({**AGE, **SEX})
     out = label_samples(_gappy_sheet(), tasks, "t", LabelPolicy(missing="drop"))
     np.testing.assert_array_equal(out.keep, [True, False, False, False, False, True])
-    np.testing.assert_array_equal(out.codes, [[0, 0], [0, 1]])
+    np.testing.assert_array_equal(out.codes, [[0, 0], [1, 1]])
     assert out.report["age"]["missing"] == 2 and out.report["sex"]["missing"] == 3
 
 
@@ -122,7 +122,7 @@ def test_missing_labels_mask_keeps_the_sample_for_its_other_tasks():
     out = label_samples(_gappy_sheet(), tasks, "t", LabelPolicy(missing="mask"))
     # e has no label at all: nothing to learn from, so it is dropped; the rest keep -1 gaps
     np.testing.assert_array_equal(out.keep, [True, True, True, True, False, True])
-    np.testing.assert_array_equal(out.codes, [[0, 0], [-1, 1], [1, -1], [2, -1], [0, 1]])
+    np.testing.assert_array_equal(out.codes, [[0, 0], [-1, 1], [1, -1], [2, -1], [1, 1]])
     assert out.report["sex"] == {"labelled": 3, "missing": 3}
     assert out.report["samples"]["dropped"] == 1
 

@@ -4,7 +4,9 @@ Sample sheets write sex as M/F, male/female, 1/2 (ISO 5218: 1 male, 2 female), X
 a task with `codes: sex` accepts all of them. Case, surrounding spaces and repeated inner
 spaces are ignored. A value mapped to None counts as a missing label. 0/1 codings are
 ambiguous and deliberately absent (0 is refused as unknown): give them in the config, e.g.
-`codes: {0: female, 1: male}`.
+`codes: {0: female, 1: male}`. A mapping given in the config extends the built-in table of
+the task (its own entries win; `null` marks a value as missing), so `codes: {U: null}` still
+accepts M/F.
 """
 
 from __future__ import annotations

@@ -28,6 +28,12 @@ class Task:
     codes: tuple[tuple[str, str], ...] = ()
     #: `bins: quantile:N`: edges are fitted to the data's values by `with_edges` before use
     quantiles: int | None = None
+    #: binned tasks: the unit of the raw values (converted to years, see UNITS)
+    unit: str = "years"
+    #: binned tasks: plausible values in years (after conversion); None = no check
+    valid_range: tuple[float, float] | None = None
+    #: binned tasks: raw values that mean "missing" (e.g. -9, 999), compared before conversion
+    missing_codes: tuple[float, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -53,7 +59,17 @@ class Task:
             ordered=True,
             codes=self.codes,
             quantiles=self.quantiles,
+            unit=self.unit,
+            valid_range=self.valid_range,
+            missing_codes=self.missing_codes,
         )
+
+    def to_years(self, raw: np.ndarray) -> np.ndarray:
+        """Raw values -> years: missing codes become NaN, then the unit is converted."""
+        x = np.array(raw, dtype=float)
+        if self.missing_codes:
+            x[np.isin(x, self.missing_codes)] = np.nan
+        return x / UNITS[self.unit] if self.unit != "years" else x
 
     def to_dict(self) -> dict:
         """Plain types only: saved in checkpoints that load with `weights_only=True`."""
@@ -65,11 +81,14 @@ class Task:
             "ordered": self.ordered,
             "codes": [list(c) for c in self.codes],
             "quantiles": self.quantiles,
+            "unit": self.unit,
+            "valid_range": None if self.valid_range is None else list(self.valid_range),
+            "missing_codes": list(self.missing_codes),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Task:
-        edges = d.get("edges")
+        edges, valid = d.get("edges"), d.get("valid_range")
         return cls(
             d["name"],
             d["column"],
@@ -78,6 +97,9 @@ class Task:
             ordered=bool(d["ordered"]),
             codes=tuple((str(a), str(b)) for a, b in d.get("codes", ())),
             quantiles=d.get("quantiles"),
+            unit=d.get("unit", "years"),
+            valid_range=None if valid is None else (float(valid[0]), float(valid[1])),
+            missing_codes=tuple(float(v) for v in d.get("missing_codes", ())),
         )
 
     @property
@@ -123,6 +145,37 @@ class TaskLayout:
 
 
 QUANTILE_PREFIX = "quantile:"
+#: `data.tasks.NAME.unit` of a binned task's raw values -> how many make a year; TCGA's
+#: `days_to_birth` counts days back from diagnosis, so it is negative
+UNITS = {"years": 1.0, "months": 12.0, "days": 365.25, "days_to_birth": -365.25}
+
+
+def value_checks_from_config(name: str, spec: Mapping) -> dict:
+    """`unit`, `valid_range` and `missing_codes` of a binned task, checked."""
+    unit = str(spec.get("unit") or "years")
+    if unit not in UNITS:
+        raise ConfigError(f"data.tasks.{name}.unit={unit!r}: choose one of {list(UNITS)}")
+    valid = spec.get("valid_range")
+    key = f"data.tasks.{name}.valid_range"
+    if valid is not None:
+        try:
+            low, high = (float(v) for v in valid)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{key} must be [low, high] in years or null, got {valid!r}"
+            ) from None
+        if not low < high:
+            raise ConfigError(f"{key}=[{low:g}, {high:g}]: need low < high")
+        valid = (low, high)
+    codes = spec.get("missing_codes") or ()
+    try:
+        codes = tuple(float(c) for c in codes)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"data.tasks.{name}.missing_codes must be a list of numbers, e.g. [-9, 999], "
+            f"got {codes!r}"
+        ) from None
+    return {"unit": unit, "valid_range": valid, "missing_codes": codes}
 
 
 def quantile_count(name: str, bins: object) -> int | None:
@@ -180,6 +233,23 @@ def bin_edges_from_config(name: str, spec: Mapping) -> tuple[float, ...]:
     return check_edges(edges, key)
 
 
+def _builtin_for(name: str, classes: Sequence[str]) -> dict[str, str | None]:
+    """The built-in coding that user codes extend: the one named like the task, else one
+    whose classes are exactly the task's (e.g. a `gender` task with female/male)."""
+    if name in CODINGS:
+        table = CODINGS[name]
+    else:
+        table = next(
+            (
+                t
+                for t in CODINGS.values()
+                if {v for v in t.values() if v is not None} == set(classes)
+            ),
+            {},
+        )
+    return {normalise(k): v for k, v in table.items() if v is None or v in classes}
+
+
 def codes_from_config(
     name: str, spec: Mapping, classes: Sequence[str]
 ) -> tuple[tuple[str, str], ...]:
@@ -196,10 +266,15 @@ def codes_from_config(
             )
         pairs = CODINGS[raw]
     elif isinstance(raw, Mapping):
-        pairs = {str(k): (None if v is None else str(v)) for k, v in raw.items()}
+        own = {
+            normalise(k): (None if v is None or str(v) == "" else str(v)) for k, v in raw.items()
+        }
+        pairs = {**_builtin_for(name, classes), **own}  # the user's codes win; None: missing
     else:
         raise ConfigError(f"{key} must be a coding name or a mapping, got {raw!r}")
     targets = {v for v in pairs.values() if v is not None}
+    if isinstance(raw, Mapping):
+        targets = {v for v in own.values() if v is not None}
     unknown = sorted(targets - set(classes))
     if unknown and isinstance(raw, str):
         # a built-in table maps onto its own class names; only those the task uses are kept
@@ -233,10 +308,12 @@ def tasks_from_config(specs: Mapping[str, Mapping]) -> tuple[Task, ...]:
         column = spec.get("column") or name
         quantiles = quantile_count(name, spec.get("bins")) if spec.get("edges") is None else None
         if quantiles is not None:
-            tasks.append(Task(name, column, (), ordered=True, quantiles=quantiles))
+            checks = value_checks_from_config(name, spec)
+            tasks.append(Task(name, column, (), ordered=True, quantiles=quantiles, **checks))
         elif spec.get("bins") is not None or spec.get("edges") is not None:
             edges = bin_edges_from_config(name, spec)
-            tasks.append(Task(name, column, bin_labels(edges), edges=edges, ordered=True))
+            checks = value_checks_from_config(name, spec)
+            tasks.append(Task(name, column, bin_labels(edges), edges=edges, ordered=True, **checks))
         elif spec.get("classes"):
             classes = tuple(str(c) for c in spec["classes"])
             if len(set(classes)) != len(classes) or len(classes) < 2:

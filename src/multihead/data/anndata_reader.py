@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from multihead.data.examples import duplicated, examples
 from multihead.data.file_formats import open_checked
 from multihead.data.inplace import chunk_rows
-from multihead.data.matrix import BackedMatrix
+from multihead.data.matrix import FLOAT32_MAX, BackedMatrix, beyond_float32
 from multihead.data.progress import advance, loading
 from multihead.errors import DataError
 
@@ -101,7 +101,15 @@ def _dense_float32(element, shape: tuple[int, int], path: Path) -> np.ndarray:
     step = chunk_rows(shape[1], itemsize=element.dtype.itemsize)
     with loading(f"reading {path.name}", shape[0], path.stat().st_size) as bar:
         for start in range(0, shape[0], step):
-            out[start : start + step] = element[start : start + step]
+            block = element[start : start + step]
+            if beyond_float32(block).any():
+                r, c = np.argwhere(beyond_float32(block))[0]
+                raise DataError(
+                    f"{path}: values beyond the float32 range (+-{FLOAT32_MAX:.3g}) the model "
+                    f"computes in, e.g. row {start + int(r)}, column {int(c)} = "
+                    f"{float(block[r, c]):g}; rescale them (e.g. log-transform) before training"
+                )
+            out[start : start + step] = block
             advance(bar, min(step, shape[0] - start))
     return out
 

@@ -83,7 +83,12 @@ def prepare_cohort(cfg: DictConfig) -> PreparedCohort:
         )
     matrix = as_matrix(raw.features).select_rows(raw.matrix_rows()[labelled.keep])
     preprocessor = Preprocessor.fit(
-        matrix, splits["train"], raw.feature_names, sample_ids, settings, raw.source
+        matrix,
+        splits["train"],
+        raw.feature_names,
+        sample_ids,
+        settings,
+        raw.matrix_source or raw.source,
     )
     report = {**raw.report, "labels": labelled.report, "features": preprocessor.report}
     log_report(report)

@@ -7,6 +7,8 @@ a parser with a message that names neither the file nor the setting that pointed
 from __future__ import annotations
 
 import gzip
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -21,6 +23,31 @@ _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
 _BINARY_KINDS = {".parquet": "parquet", ".pq": "parquet", ".h5ad": "h5ad"}
 
 
+#: what reading a truncated or corrupt gzip stream raises
+GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def damaged_gzip(path: Path, key: str, err: BaseException) -> DataError:
+    """A truncated or corrupt .gz, named, instead of a raw EOFError from deep in a parser."""
+    return DataError(
+        f"{key}: {path} is a truncated or damaged gzip file ({type(err).__name__}: {err}); "
+        "an interrupted download or copy? Download it again (`gzip -t FILE` checks it)"
+    )
+
+
+def read_blocks(path: Path, fmt: FileFormat, key: str, size: int = 16 << 20) -> Iterator[bytes]:
+    """The file's (decompressed) bytes block by block; a damaged .gz is a DataError."""
+    opener = gzip.open if fmt.gzipped else open
+    try:
+        with opener(path, "rb") as handle:
+            while block := handle.read(size):
+                yield block
+    except GZIP_ERRORS as err:
+        if not fmt.gzipped:
+            raise
+        raise damaged_gzip(path, key, err) from None
+
+
 @dataclass(frozen=True)
 class FileFormat:
     """`kind` is text, parquet or h5ad; text files have a separator and may be gzipped."""
@@ -30,7 +57,10 @@ class FileFormat:
     gzipped: bool = False
 
     def open_text(self, path: Path) -> IO[str]:
-        return gzip.open(path, "rt") if self.gzipped else open(path, encoding="utf-8")  # noqa: SIM115
+        """Text with universal line ends (LF, CRLF, lone CR) and any byte-order mark dropped."""
+        if self.gzipped:
+            return gzip.open(path, "rt", encoding="utf-8-sig")
+        return open(path, encoding="utf-8-sig")  # noqa: SIM115
 
 
 def require_file(path: str | Path | None, key: str) -> Path:
@@ -84,8 +114,8 @@ def check_signature(path: Path, fmt: FileFormat, key: str) -> None:
         try:
             with gzip.open(path, "rb") as handle:
                 head = handle.read(4096)
-        except (OSError, EOFError) as err:
-            raise DataError(f"{key}: {path} is a damaged gzip file: {err}") from None
+        except GZIP_ERRORS as err:
+            raise damaged_gzip(path, key, err) from None
     if b"\x00" in head or head.startswith((PARQUET_MAGIC, HDF5_MAGIC, GZIP_MAGIC)):
         raise DataError(
             f"{key}: {path} is binary, not the delimited text its name says "

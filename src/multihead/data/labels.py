@@ -16,6 +16,7 @@ import pandas as pd
 
 from multihead.codings import normalise
 from multihead.data.examples import examples
+from multihead.data.plausibility import check_classes_present, check_valid_range
 from multihead.errors import ConfigError, DataError
 from multihead.tasks import Task
 
@@ -126,8 +127,13 @@ def quantile_edges(x: np.ndarray, task: Task, source: str) -> tuple[float, ...]:
 def encode_binned(
     values: pd.Series, task: Task, source: str, out_of_range: str = "error"
 ) -> TaskCodes:
-    """Bin continuous values (years) into the task's classes; the last edge is inclusive."""
-    x = _numeric(values, task, source)
+    """Bin continuous values into the task's classes; the last edge is inclusive.
+
+    Raw values become years first (missing codes -> missing, `unit` converted) and must lie
+    in the task's plausible `valid_range`."""
+    raw = _numeric(values, task, source)
+    x = task.to_years(raw)
+    check_valid_range(raw, x, task, values.index, source)
     if task.needs_edges:
         task = task.with_edges(quantile_edges(x, task, source))
     edges = np.asarray(task.edges, dtype=float)
@@ -239,13 +245,15 @@ def label_samples(
         "missing_policy": policy.missing,
     }
     codes = np.stack([c.codes for c in coded], axis=1)[keep]
+    check_classes_present(codes, [c.task for c in coded], samples[keep], source)
     return EncodedLabels(codes, keep, tuple(c.task for c in coded), report)
 
 
 def continuous_targets(samples: pd.DataFrame, tasks: Sequence[Task]) -> np.ndarray:
-    """The raw value (years) behind each binned task, NaN elsewhere: for error-in-years metrics."""
+    """The value in years behind each binned task, NaN elsewhere: for error-in-years metrics."""
     out = np.full((len(samples), len(tasks)), np.nan, dtype=np.float32)
     for j, task in enumerate(tasks):
         if task.is_binned:
-            out[:, j] = pd.to_numeric(samples[task.column], errors="coerce").to_numpy(float)
+            raw = pd.to_numeric(samples[task.column], errors="coerce").to_numpy(float)
+            out[:, j] = task.to_years(raw)
     return out

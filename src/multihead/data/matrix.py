@@ -14,6 +14,17 @@ import scipy.sparse as sp
 
 from multihead.data.inplace import chunk_rows, keep_rows_inplace
 
+#: the largest magnitude the float32 model inputs hold; a larger finite value becomes inf
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def beyond_float32(values: np.ndarray) -> np.ndarray:
+    """Finite values that float32 cannot hold (they would silently turn into inf)."""
+    if values.dtype.itemsize <= 4 or values.dtype.kind != "f":
+        return np.zeros(values.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+
 
 class DenseMatrix:
     """An in-memory float32 matrix; row selection happens inside its own buffer."""

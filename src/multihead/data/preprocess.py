@@ -269,6 +269,7 @@ class Preprocessor:
             else np.zeros(p, dtype=bool)
         )
         keep &= ~constant
+        _check_not_all_constant(~dropped_missing, scan, n_train, where)
         keep, top_k_dropped = _top_k(keep, var, settings.top_k)
         if not keep.any():
             raise DataError(
@@ -406,6 +407,21 @@ class Preprocessor:
             Standardizer(state["mean"].numpy(), state["scale"].numpy()),
             dict(state.get("report", {})),
         )
+
+
+def _check_not_all_constant(candidates: np.ndarray, scan: _Scan, n_train: int, where) -> None:
+    """A matrix whose every feature is constant in training carries no signal: most often
+    the wrong file, a placeholder export or a column of ids read as features."""
+    if not candidates.any() or (scan.maximum[candidates] > scan.minimum[candidates]).any():
+        return
+    first = int(np.flatnonzero(candidates)[0])
+    value = scan.minimum[first]
+    raise DataError(
+        f"{where.source}: every one of the {int(candidates.sum())} features is constant "
+        f"across the {n_train} training samples (e.g. {where.feature_names[first]!r} = {value:g}), "
+        "so there is nothing to learn from; check that this is the right matrix file and "
+        "orientation (data.orientation)"
+    )
 
 
 def _training_medians(

@@ -37,6 +37,8 @@ class RawCohort:
     informative: dict[str, list[str]] = field(default_factory=dict)
     rows: np.ndarray | None = None
     report: dict = field(default_factory=dict)
+    #: where feature-value problems are (the matrix file); `source` is where labels are
+    matrix_source: str | None = None
 
     def matrix_rows(self) -> np.ndarray:
         return np.arange(len(self.samples)) if self.rows is None else self.rows
@@ -61,12 +63,17 @@ def _table(cfg: DictConfig) -> RawCohort:
     from multihead.data.sample_sheet import align_samples, read_sample_sheet
     from multihead.data.table_reader import read_matrix
 
-    sheet, sheet_path = read_sample_sheet(cfg.get("samples"), cfg.get("id_column"))
+    label_columns = [(spec.get("column") or name) for name, spec in cfg.tasks.items() if spec]
+    dialect = {"delimiter": cfg.get("delimiter"), "decimal": cfg.get("decimal")}
+    sheet, sheet_path = read_sample_sheet(
+        cfg.get("samples"), cfg.get("id_column"), "data.samples", label_columns, **dialect
+    )
     matrix = read_matrix(
         cfg.get("matrix"),
         "data.matrix",
         cfg.get("orientation", "samples_x_features"),
         cfg.get("matrix_index"),
+        **dialect,
     )
     aligned = align_samples(
         matrix.sample_ids, sheet, cfg.get("unmatched_samples", "error"), matrix.path, sheet_path
@@ -78,6 +85,7 @@ def _table(cfg: DictConfig) -> RawCohort:
         source=str(sheet_path),
         rows=aligned.rows,
         report={"samples": aligned.report},
+        matrix_source=f"{matrix.path} (data.matrix)",
     )
 
 
@@ -92,7 +100,13 @@ def _anndata(cfg: DictConfig) -> RawCohort:
         cfg.get("id_column"),
         cfg.get("feature_column"),
     )
-    return RawCohort(adata.features, adata.feature_names, adata.obs, source=f"{adata.path} .obs")
+    return RawCohort(
+        adata.features,
+        adata.feature_names,
+        adata.obs,
+        source=f"{adata.path} .obs",
+        matrix_source=f"{adata.path} .{cfg.get('layer') or 'X'} (data.path)",
+    )
 
 
 SOURCES: dict[str, Callable[[DictConfig], RawCohort]] = {

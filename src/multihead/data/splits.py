@@ -83,6 +83,11 @@ def strata_from_labels(labels: np.ndarray, task_names: list[str], min_count: int
     return strata
 
 
+def _class_name(class_names, task_index: int, c: int) -> str:
+    names = class_names[task_index] if class_names is not None else None
+    return repr(names[c]) if names else f"index {c}"
+
+
 def _check_class_sizes(
     labels: np.ndarray, task_names: list[str], class_names: Sequence[Sequence[str]] | None
 ) -> None:
@@ -93,16 +98,95 @@ def _check_class_sizes(
         rare = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < 3]
         if not rare:
             continue
-        names = class_names[task_index] if class_names is not None else None
-        shown = [
-            f"{names[c]!r} ({n} samples)" if names else f"index {c} ({n} samples)" for c, n in rare
-        ]
+        shown = [f"{_class_name(class_names, task_index, c)} ({n} samples)" for c, n in rare]
         raise DataError(
             f"task {name!r}: class indices {[c for c, _ in rare]} = {', '.join(shown)} have "
-            "fewer than 3 samples, too few to appear in train, val and test; merge them with "
+            "fewer than 3 samples, too few to appear in train, val and test (at least 3 "
+            "labelled samples per class are needed); merge them with "
             f"a neighbouring class (binned tasks: widen data.tasks.{name}.bins, give coarser "
             f"data.tasks.{name}.edges or fewer quantiles)"
         )
+
+
+def _split(idx: np.ndarray, strata: np.ndarray, share: float, seed: int, what: str):
+    """scikit-learn's stratified split; its ValueError (too many strata for too few samples)
+    becomes a DataError saying what would work."""
+    try:
+        return train_test_split(idx, test_size=share, stratify=strata, random_state=seed)
+    except ValueError as err:
+        raise DataError(
+            f"cannot split {len(idx)} samples into {what} stratified on {len(set(strata))} "
+            f"label groups ({err}); use fewer classes (coarser bins), more samples, or larger "
+            "data.val_fraction / data.test_fraction"
+        ) from None
+
+
+def _strata_fitting(labels: np.ndarray, task_names: list[str], n: int, share: float):
+    """Strata for a split of `n` samples with `share` held out: no more strata than either
+    side has samples (scikit-learn's requirement), coarser only when needed."""
+    held_out = int(np.ceil(share * n))
+    strata = strata_from_labels(labels, task_names, 2)
+    if len(set(strata)) > min(held_out, n - held_out):
+        strata = strata_from_labels(labels, task_names, max(2, int(np.ceil(1 / share))))
+    return strata
+
+
+def _class_counts(labels: np.ndarray, rows: np.ndarray, task: int, c: int) -> int:
+    return int((labels[rows, task] == c).sum())
+
+
+def _repair(
+    labels: np.ndarray, splits: dict[str, np.ndarray], seed: int
+) -> tuple[list[tuple[int, int, str]], dict[str, np.ndarray]]:
+    """Move a sample of each class missing from a split in from a split with two or more,
+    swapping it for one whose classes stay present where it leaves; split sizes are kept.
+    Returns the (task, class, split) that could not be placed, and the repaired splits."""
+    rng = np.random.default_rng(seed)
+    splits = {k: v.copy() for k, v in splits.items()}
+    failed = []
+    for task in range(labels.shape[1]):
+        for c in np.unique(labels[:, task][labels[:, task] != MISSING]):
+            for target in SPLITS:
+                if _class_counts(labels, splits[target], task, c):
+                    continue
+                if not _swap_in(labels, splits, task, int(c), target, rng):
+                    failed.append((task, int(c), target))
+    return failed, {k: np.sort(v) for k, v in splits.items()}
+
+
+def _counts(labels: np.ndarray, rows: np.ndarray) -> list[Counter]:
+    return [Counter(labels[rows, t].tolist()) for t in range(labels.shape[1])]
+
+
+def _swap_keeps_classes(labels: np.ndarray, give: int, take: int, donor, target) -> bool:
+    """After `give` and `take` change places, both splits still hold every class they held."""
+    for t in range(labels.shape[1]):
+        a, b = labels[give, t], labels[take, t]
+        if a == b:
+            continue
+        if a != MISSING and donor[t][a] == 1:
+            return False
+        if b != MISSING and target[t][b] == 1:
+            return False
+    return True
+
+
+def _swap_in(labels, splits, task: int, c: int, target: str, rng) -> bool:
+    """One sample of class `c` into `target` in exchange for one of its own (sizes kept)."""
+    target_rows = rng.permutation(splits[target])
+    target_counts = _counts(labels, splits[target])
+    for donor in sorted(SPLITS, key=lambda s: -_class_counts(labels, splits[s], task, c)):
+        if donor == target:
+            continue
+        rows = splits[donor]
+        donor_counts = _counts(labels, rows)
+        for give in rng.permutation(rows[labels[rows, task] == c]):
+            for take in target_rows:
+                if _swap_keeps_classes(labels, give, take, donor_counts, target_counts):
+                    splits[donor] = np.append(rows[rows != give], take)
+                    splits[target] = np.append(splits[target][splits[target] != take], give)
+                    return True
+    return False
 
 
 def outer_folds(labels: np.ndarray, task_names: list[str], cv: CrossValidation) -> np.ndarray:
@@ -141,10 +225,9 @@ def cv_split(
     fold_of = outer_folds(labels, task_names, cv)
     idx = np.arange(len(labels))
     test, rest = idx[fold_of == cv.fold], idx[fold_of != cv.fold]
-    rest_strata = strata_from_labels(labels[rest], task_names, 2)
-    train, val = train_test_split(
-        rest, test_size=val_share, stratify=rest_strata, random_state=cv.seed(cv.fold) % MAX_SEED
-    )
+    rest_strata = _strata_fitting(labels[rest], task_names, len(rest), val_share)
+    seed = cv.seed(cv.fold) % MAX_SEED
+    train, val = _split(rest, rest_strata, val_share, seed, "train and val")
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}, fold_of
 
 
@@ -159,6 +242,7 @@ def stratified_split(
     """Sorted index arrays per split. Same labels + seed -> same split, whatever the model seed.
 
     Missing labels (-1) are a stratum of their own, so masked samples spread over the splits.
+    Every class of every task ends up in train, val and test, or a DataError names it.
     """
     n = len(labels)
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -176,10 +260,32 @@ def stratified_split(
     _check_class_sizes(labels, task_names, class_names)
     strata = strata_from_labels(labels, task_names, min_count)
     idx = np.arange(n)
-    rest, test = train_test_split(idx, test_size=test_fraction, stratify=strata, random_state=seed)
+    rest, test = _split(idx, strata, test_fraction, seed, "train+val and test")
     val_share = val_fraction / (1 - test_fraction)
-    rest_strata = strata_from_labels(labels[rest], task_names, 2)
-    train, val = train_test_split(
-        rest, test_size=val_share, stratify=rest_strata, random_state=seed
-    )
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    rest_strata = _strata_fitting(labels[rest], task_names, len(rest), val_share)
+    train, val = _split(rest, rest_strata, val_share, seed, "train and val")
+    splits = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    failed, splits = _repair(labels, splits, seed)
+    if failed:
+        task, c, split = failed[0]
+        count = int((labels[:, task] == c).sum())
+        k = len(np.unique(labels[:, task][labels[:, task] != MISSING]))
+        fraction = {"train": 1 - val_fraction - test_fraction, "val": val_fraction}.get(
+            split, test_fraction
+        )
+        if len(splits[split]) < k:
+            raise DataError(
+                f"task {task_names[task]!r}: the {split} split holds {len(splits[split])} "
+                f"samples of {n}, fewer than the task's {k} classes; needs at least "
+                f"{int(np.ceil(k / fraction))} samples with this fraction, or fewer classes "
+                f"(coarser data.tasks.{task_names[task]}.bins / edges, fewer quantiles)"
+            )
+        raise DataError(
+            f"task {task_names[task]!r}: class {_class_name(class_names, task, c)} has "
+            f"{count} labelled samples and none could be placed in the {split} split "
+            f"({len(failed)} class/split pairs in all) with data.val_fraction={val_fraction}, "
+            f"data.test_fraction={test_fraction}; a class needs about {min_count} labelled "
+            "samples to reach every split: label more samples, merge the class with a "
+            "neighbour, or use larger fractions"
+        )
+    return splits

@@ -9,11 +9,70 @@ from multihead.components import build_component, component_args, component_clas
 from multihead.errors import ConfigError
 from multihead.tasks import Task, tasks_from_config
 
+#: numpy, torch and Lightning seeds are unsigned 32-bit integers
+SEED_RANGE = (0, 2**32 - 1)
+#: Lightning's "no limit" for trainer.max_steps (and max_epochs when max_steps bounds the run)
+NO_LIMIT = -1
 
-def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
+
+def _require_int(
+    cfg: DictConfig, key: str, minimum: int, maximum: int | None = None, allowed: tuple = ()
+) -> None:
+    """An integer in [minimum, maximum] (or one of `allowed`), else a ConfigError naming the
+    key and the range."""
     value = OmegaConf.select(cfg, key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if value in allowed and not isinstance(value, bool):
+        return
+    inside = (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    )
+    if not inside:
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        extra = " (or -1 / null: no limit)" if allowed else ""
+        raise ConfigError(f"{key} must be an integer {bound}{extra}, got {value!r}")
+
+
+def _require_number(
+    cfg: DictConfig, key: str, low: float, high: float, open_low: bool, open_high: bool = False
+) -> None:
+    """A number between low and high (each end open or closed), when the key is set at all."""
+    value = OmegaConf.select(cfg, key)
+    if value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ConfigError(f"{key} must be a number in {interval}, got {value!r}")
+
+
+def check_budget_and_seeds(cfg: DictConfig) -> None:
+    """Seeds, training budget, split fractions and optimizer numbers, each named with the
+    range it must lie in: a 0-epoch run would test an untrained model and write results."""
+    _require_int(cfg, "seed", *SEED_RANGE)
+    _require_int(cfg, "data.seed", *SEED_RANGE)
+    trainer = cfg.get("trainer") or {}
+    steps = trainer.get("max_steps", NO_LIMIT)
+    _require_int(cfg, "trainer.max_steps", 1, allowed=(NO_LIMIT, None))
+    if steps in (NO_LIMIT, None):
+        _require_int(cfg, "trainer.max_epochs", 1)
+    else:
+        _require_int(cfg, "trainer.max_epochs", 1, allowed=(NO_LIMIT, None))
+    for key in ("trainer.min_epochs", "trainer.check_val_every_n_epoch"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_int(cfg, key, 0 if key.endswith("min_epochs") else 1)
+    for key in ("data.val_fraction", "data.test_fraction"):
+        _require_number(cfg, key, 0.0, 1.0, open_low=True, open_high=True)
+    _require_number(cfg, "model.optimizer.lr", 0.0, float("inf"), open_low=True)
+    _require_number(cfg, "model.optimizer.weight_decay", 0.0, float("inf"), open_low=False)
+    if OmegaConf.select(cfg, "callbacks.early_stopping.patience") is not None:
+        _require_int(cfg, "callbacks.early_stopping.patience", 0)
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -21,8 +80,7 @@ def validate_config(cfg: DictConfig) -> None:
     missing = OmegaConf.missing_keys(cfg)
     if missing:
         raise ConfigError(f"config keys without a value: {sorted(missing)}")
-    _require_int(cfg, "seed", 0)
-    _require_int(cfg, "data.seed", 0)
+    check_budget_and_seeds(cfg)
     _require_int(cfg, "data.batch_size", 1)
     _require_int(cfg, "data.eval_batch_size", 1)
     for group in ("head", "loss", "weighting"):
