@@ -137,3 +137,19 @@ def test_sweep_table_states_constant_overrides_once(tmp_path):
     console.print(sweep_table(frame, "t"))
     text = console.export_text()
     assert text.count("/data/x.csv") == 1 and "every job: data.matrix=/data/x.csv" in text
+
+
+def test_one_split_says_first_that_it_has_too_few_replicates(tmp_path):
+    from multihead.reporting.document import build_report
+
+    for num, (head, loss) in enumerate([("fused", "bce"), ("split", "ce")]):
+        job = fake_job(tmp_path / f"{num}_head={head},loss={loss}", head=head, loss=loss)
+        overrides = [f"head={head}", f"loss={loss}", "data.tasks.age.bins=quantile:3"]
+        (job / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides))
+    report = build_report(tmp_path, baselines=False)
+    first = report.verdict[0]
+    assert first.startswith("Too few replicates")
+    assert "python train.py -m head=fused,split loss=bce,ce data.tasks.age.bins=quantile:3" in first
+    assert "data.cv.folds=5 data.cv.fold=0,1,2,3,4" in first
+    text = report.markdown_path.read_text()
+    assert text.index(first) < text.index("## Summary")

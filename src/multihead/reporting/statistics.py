@@ -223,6 +223,8 @@ def paired_bootstrap(
 ) -> dict[str, float] | None:
     """Both sides (each a list of one predictions table per training seed, averaged) scored
     on the same resampled test samples; None when they share no sample."""
+    if not variant or not reference:
+        return None
     order = pd.Index(variant[0]["sample_id"]).intersection(pd.Index(reference[0]["sample_id"]))
     if len(order) == 0:
         return None
