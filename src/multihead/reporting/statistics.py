@@ -387,6 +387,24 @@ def _per_split(evals: pd.DataFrame, variant: str, column: str) -> pd.Series:
     return pd.to_numeric(part.set_index("split")[column], errors="coerce").dropna()
 
 
+def _tested(base: dict, out: Mapping, shares: tuple[float, ...], method: str) -> Comparison:
+    """A tested comparison: `out` has diff, ci_low, ci_high and p; `shares` are P(worse),
+    P(practically equal), P(better)."""
+    worse, equal, better = shares
+    return Comparison(
+        **base,
+        diff=out["diff"],
+        ci_low=out["ci_low"],
+        ci_high=out["ci_high"],
+        p=out["p"],
+        p_worse=worse,
+        p_equal=equal,
+        p_better=better,
+        method=method,
+        status="tested",
+    )
+
+
 def compare_pair(
     evals: pd.DataFrame,
     variant: str,
@@ -434,19 +452,8 @@ def compare_pair(
         out = corrected_t(
             diffs, test_share(evals[evals["variant"].isin([variant, reference])]), alpha
         )
-        worse, equal, better = posterior_shares(sign * out["diff"], out["scale"], out["df"], width)
-        return Comparison(
-            **base,
-            diff=out["diff"],
-            ci_low=out["ci_low"],
-            ci_high=out["ci_high"],
-            p=out["p"],
-            p_worse=worse,
-            p_equal=equal,
-            p_better=better,
-            method="corrected t",
-            status="tested",
-        )
+        shares = posterior_shares(sign * out["diff"], out["scale"], out["df"], width)
+        return _tested(base, out, shares, "corrected t")
     if len(common) == 1 and predictions is not None and metric_of(column) in BOOTSTRAPPABLE:
         split = common[0]
         out = paired_bootstrap(
@@ -458,18 +465,7 @@ def compare_pair(
                 status = "identical" if gain[0] == 0 else "constant"
                 return Comparison(**base, diff=out["diff"], **nan, method="none", status=status)
             worse, better = float((gain < -width).mean()), float((gain > width).mean())
-            return Comparison(
-                **base,
-                diff=out["diff"],
-                ci_low=out["ci_low"],
-                ci_high=out["ci_high"],
-                p=out["p"],
-                p_worse=worse,
-                p_equal=1 - worse - better,
-                p_better=better,
-                method="bootstrap",
-                status="tested",
-            )
+            return _tested(base, out, (worse, 1 - worse - better, better), "bootstrap")
     diff = float(diffs.mean()) if len(diffs) else math.nan
     return Comparison(**base, diff=diff, **nan, method="none", status="too few")
 
