@@ -7,17 +7,18 @@ networks were tested on, the cohort is rebuilt from a job's saved config with
 `splits.csv`), and three references are fitted on its training part and scored on its test
 part by the same metric code as the runs:
 
-- **logistic regression**: per task, a multinomial L2 logistic regression whose strength is
-  chosen by an inner 3-fold cross-validation on the training part (`LogisticRegressionCV`);
-  a binned task's MAE uses the expected years under its class probabilities, like a network;
+- **logistic regression**: per task, a multinomial L2 logistic regression fitted on the
+  training part, its strength chosen on the validation part by log loss (the same inner
+  holdout the networks use for early stopping and checkpoint selection); a binned task's MAE
+  uses the expected years under its class probabilities, like a network;
 - **ridge regression**: per binned task (age), a ridge regression on the years themselves,
   strength chosen by efficient leave-one-out on the training part (`RidgeCV`); its class is
   the bin of the predicted years; tasks without years are left empty;
 - **majority class**: the training class frequencies, as a floor.
 
-With more features than training samples both fits run on the training rows' coordinates
-(`X V`, from the SVD of the training matrix): an L2 solution lies in the row space of its
-training matrix (the representer theorem), so the fit is the same and much faster.
+With more features than training samples both fits run in the coordinates of the training
+rows' span (see `Coordinates`): an L2 solution lies in that span (the representer theorem), so
+the fit is the same and much faster.
 Every reference yields one row per split and per-sample test predictions in the format of a
 job's predictions.csv, so it enters the statistics exactly like a network variant.
 """
@@ -33,8 +34,8 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
-from sklearn.model_selection import StratifiedKFold
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import log_loss
 
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
 from multihead.data.labels import MISSING
@@ -48,10 +49,8 @@ MAJORITY = "majority class"
 LOGISTIC = "logistic regression"
 RIDGE = "ridge regression"
 LINEAR_MODELS = (LOGISTIC, RIDGE)
-C_GRID = tuple(np.logspace(-3, 1, 5))  # inverse L2 strengths tried by the inner CV
-ALPHA_GRID = tuple(np.logspace(-1, 5, 13))  # ridge strengths tried by leave-one-out
-INNER_FOLDS = 3
-INNER_SEED = 0
+C_GRID = tuple(np.logspace(-3, 1, 5))  # inverse L2 strengths tried, strong to weak
+ALPHA_GRID = tuple(np.logspace(-3, 5, 17))  # ridge strengths tried by leave-one-out
 
 
 @dataclass
@@ -77,33 +76,35 @@ def _labelled(cohort: PreparedCohort, split: str, task_index: int) -> tuple[np.n
     return rows[keep], labels[keep]
 
 
-def row_space(x_train: np.ndarray) -> np.ndarray | None:
-    """An orthonormal basis (p x r) of the training rows' span, or None when p <= n (no
-    saving)."""
-    n, p = x_train.shape
-    if p <= n:
-        return None
-    _, s, vt = np.linalg.svd(x_train.astype(np.float64), full_matrices=False)
-    return vt[s > s.max(initial=0.0) * 1e-10].T
-
-
 class Coordinates:
-    """The model inputs of a cohort's train/val/test rows, projected on the training rows'
-    span when that is smaller than the feature count."""
+    """The model inputs of a cohort's train/val/test rows in coordinates of the training rows'
+    span, when that is smaller than the feature count.
+
+    With the training matrix X (n x p, n < p) and X X^T = U diag(lam) U^T, the training rows
+    get Z = U sqrt(lam) and any other rows Z' = X' X^T U / sqrt(lam): then Z Z'^T = X X'^T, so
+    every L2-penalised linear model fits and predicts exactly as on X (an L2 solution lies in
+    the span of its training rows), at the cost of one n x n eigendecomposition instead of an
+    SVD of X. Directions with lam below 1e-10 of the largest carry nothing and are dropped."""
 
     def __init__(self, cohort: PreparedCohort) -> None:
         self.cohort = cohort
         train = cohort.feature_rows(cohort.splits["train"]).astype(np.float64)
-        self.basis = row_space(train)
-        self._rows = {"train": self._project(train)}
-
-    def _project(self, x: np.ndarray) -> np.ndarray:
-        return x if self.basis is None else x @ self.basis
+        n, p = train.shape
+        self._train = train
+        self._map = None
+        if p > n:
+            lam, u = np.linalg.eigh(train @ train.T)
+            keep = lam > lam.max(initial=0.0) * 1e-10
+            root = np.sqrt(lam[keep])
+            self._map = train.T @ (u[:, keep] / root)  # p x r: Z' = X' @ map
+            self._rows = {"train": u[:, keep] * root}
+        else:
+            self._rows = {"train": train}
 
     def rows(self, split: str) -> np.ndarray:
         if split not in self._rows:
             x = self.cohort.feature_rows(self.cohort.splits[split]).astype(np.float64)
-            self._rows[split] = self._project(x)
+            self._rows[split] = x if self._map is None else x @ self._map
         return self._rows[split]
 
     def labelled(self, split: str, task_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,26 +122,28 @@ def majority_probs(train_labels: np.ndarray, n_test: int, num_classes: int) -> n
 
 
 def logistic_probs(coords: Coordinates, task_index: int) -> tuple[np.ndarray, str]:
-    """Test probabilities of an L2 multinomial logistic regression, its strength chosen by an
-    inner stratified CV on the training part; and how it was chosen."""
+    """Test probabilities of an L2 multinomial logistic regression fitted on the training
+    part, its strength chosen on the validation part (the split the networks stop on) by
+    log loss; fits run from strong to weak penalty, each starting where the last ended."""
     x, y = coords.labelled("train", task_index)
+    x_val, y_val = coords.labelled("val", task_index)
     num_classes = coords.cohort.tasks[task_index].num_classes
-    counts = np.bincount(y)
-    folds = int(min(INNER_FOLDS, counts[counts > 0].min())) if len(y) else 0
+    model = LogisticRegression(C=C_GRID[0], max_iter=300, tol=1e-3, warm_start=True)
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if folds >= 2:
-            inner = StratifiedKFold(folds, shuffle=True, random_state=INNER_SEED)
-            model = LogisticRegressionCV(
-                Cs=list(C_GRID), cv=inner, scoring="neg_log_loss", max_iter=500, tol=1e-3
-            ).fit(x, y)
-            chosen = f"C={float(np.ravel(model.C_)[0]):.3g} by {folds}-fold inner CV"
-        else:  # a class with one training sample: no inner CV possible
-            model = LogisticRegression(C=1.0, max_iter=500, tol=1e-3).fit(x, y)
-            chosen = "C=1 (too few samples per class for an inner CV)"
+        for c in C_GRID:
+            model.set_params(C=c).fit(x, y)
+            probs = np.zeros((len(y_val), num_classes))
+            probs[:, model.classes_] = model.predict_proba(x_val)
+            loss = log_loss(y_val, np.clip(probs, 1e-12, 1), labels=np.arange(num_classes))
+            if best is None or loss < best[0]:
+                best = (loss, c, model.coef_.copy(), model.intercept_.copy())
+    _, c, coef, intercept = best
+    model.coef_, model.intercept_ = coef, intercept
     probs = np.zeros((len(coords.cohort.splits["test"]), num_classes))
     probs[:, model.classes_] = model.predict_proba(coords.rows("test"))
-    return probs, chosen
+    return probs, f"C={c:.3g} by validation log loss"
 
 
 def ridge_years(coords: Coordinates, task_index: int) -> tuple[np.ndarray, str]:
@@ -150,7 +153,9 @@ def ridge_years(coords: Coordinates, task_index: int) -> tuple[np.ndarray, str]:
     train = cohort.splits["train"]
     years = cohort.values.numpy()[train, task_index].astype(np.float64)
     keep = np.isfinite(years)
-    model = RidgeCV(alphas=list(ALPHA_GRID)).fit(coords.rows("train")[keep], years[keep])
+    model = RidgeCV(alphas=list(ALPHA_GRID), gcv_mode="svd").fit(
+        coords.rows("train")[keep], years[keep]
+    )
     return model.predict(coords.rows("test")), f"alpha={model.alpha_:.3g} by leave-one-out"
 
 
