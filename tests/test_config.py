@@ -23,6 +23,7 @@ GROUPS = [
     "loss",
     "weighting",
     "trainer",
+    "budget",
     "logger",
     "callbacks",
     "paths",

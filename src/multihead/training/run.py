@@ -16,6 +16,7 @@ from multihead.data.datamodule import prepare_cohort
 from multihead.reporting.artifacts import METRICS_FILE
 from multihead.reporting.console import print_run_table
 from multihead.training.builders import build_datamodule, build_module, build_trainer
+from multihead.training.plan import plan_training
 from multihead.training.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.resolve(cfg)  # spawned DDP workers have no Hydra context to resolve `${hydra:..}`
     validate_config(cfg)
     started = time.perf_counter()
-    cohort = prepare_cohort(cfg.data)
+    plan = plan_training(cfg, prepare_cohort(cfg.data))  # batch size, features, step budget
+    cohort = plan.cohort
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))
@@ -72,6 +74,7 @@ def train(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, out)
     save_inputs(out, cfg, datamodule)
     trainer.fit(module, datamodule=datamodule)
+    plan.fitted(trainer)  # steps taken and why it stopped, before testing reloads callbacks
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     with epoch_history_kept(out):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -89,6 +92,7 @@ def train(cfg: DictConfig) -> dict:
             "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
             "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
             "epochs_trained": int(trainer.current_epoch),
+            **plan.results(),
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
@@ -111,7 +115,7 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
     """
     OmegaConf.resolve(cfg)
     validate_config(cfg)
-    cohort = prepare_cohort(cfg.data)
+    cohort = plan_training(cfg, prepare_cohort(cfg.data)).cohort
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))

@@ -1,0 +1,70 @@
+"""What a job decides once the cohort is loaded and before it trains: batch size, features,
+step budget. Every choice is written into the job's config (so config.yaml shows what ran)
+and printed; `TrainingPlan.results` adds them and the steps taken to metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, open_dict
+
+from multihead.data.datamodule import PreparedCohort
+from multihead.data.feature_selection import select_top_variance
+from multihead.models.trunk import FULL_BATCH
+from multihead.training.budget import StepBudget, apply_budget, devices, stop_reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingPlan:
+    cohort: PreparedCohort
+    budget: StepBudget
+    record: dict = field(default_factory=dict)  # extra metrics.json fields
+
+    def fitted(self, trainer: pl.Trainer) -> None:
+        """Steps taken and why training stopped; call right after fit (testing a checkpoint
+        restores the callbacks' state)."""
+        reason = stop_reason(trainer)
+        steps = int(trainer.global_step)
+        print(f"trained {steps} optimizer steps ({trainer.current_epoch} epochs): {reason}")
+        self.record.update({"steps_trained": steps, "stop_reason": reason})
+
+    def results(self) -> dict:
+        """The plan's choices, the budget and what training did, for metrics.json."""
+        return {**self.record, "budget": self.budget.describe()}
+
+
+def resolve_batch_size(cfg: DictConfig, n_train: int) -> None:
+    """`model.batch_size` (an integer or `full`), when set, replaces `data.batch_size`."""
+    chosen = cfg.model.get("batch_size")
+    if chosen is None:
+        return
+    if chosen == FULL_BATCH:
+        chosen = math.ceil(n_train / devices(cfg))
+    with open_dict(cfg):
+        cfg.data.batch_size = int(chosen)
+
+
+def plan_training(cfg: DictConfig, cohort: PreparedCohort) -> TrainingPlan:
+    """Features (`model.top_k`), batch size, then the step budget that depends on both."""
+    cohort = select_top_variance(cohort, cfg.model.get("top_k"))
+    n_train = len(cohort.splits["train"])
+    resolve_batch_size(cfg, n_train)
+    budget = apply_budget(cfg, n_train)
+    log.info(
+        "budget: %d training samples, %d features, batch size %d -> %d steps per epoch, "
+        "up to %d epochs (%d steps), validation every %d epoch(s), patience %s validations",
+        n_train,
+        cohort.num_features,
+        int(cfg.data.batch_size),
+        budget.steps_per_epoch,
+        budget.max_epochs,
+        budget.max_steps,
+        budget.val_every_epochs,
+        budget.patience_validations,
+    )
+    return TrainingPlan(cohort, budget)
