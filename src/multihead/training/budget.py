@@ -7,8 +7,8 @@ Lightning counts (written back into the job's config, so config.yaml shows what 
 
 * `trainer.max_epochs` is raised until the run can take `budget.min_steps` steps;
 * validation runs every `max(1, val_every_steps // steps_per_epoch)` epochs;
-* early stopping waits `patience_steps` steps (at least `callbacks.early_stopping.patience`
-  validations).
+* early stopping waits `ceil(patience_steps / steps between validations)` validations
+  (instead of `callbacks.early_stopping.patience`).
 
 Cohorts with many steps per epoch are left as configured: the defaults (250 steps, 60 steps
 of patience) change nothing for the built-in cohort (11 steps per epoch, 25 epochs).
@@ -79,7 +79,7 @@ def plan_budget(cfg: DictConfig, n_train: int) -> StepBudget:
         patience = int(stopping.get("patience", 3))
         if budget.get("patience_steps"):
             steps_per_check = steps_per_epoch * every
-            patience = max(patience, math.ceil(int(budget.patience_steps) / steps_per_check))
+            patience = max(1, math.ceil(int(budget.patience_steps) / steps_per_check))
     return StepBudget(steps_per_epoch, max_epochs, every, patience)
 
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, open_dict
 
 from multihead.data.datamodule import PreparedCohort
 from multihead.data.feature_selection import select_top_variance
+from multihead.models.auto_size import resolve_auto
 from multihead.models.trunk import FULL_BATCH
 from multihead.training.budget import StepBudget, apply_budget, devices, stop_reason
 
@@ -49,8 +50,25 @@ def resolve_batch_size(cfg: DictConfig, n_train: int) -> None:
         cfg.data.batch_size = int(chosen)
 
 
+def choose_auto(cfg: DictConfig, cohort: PreparedCohort) -> dict:
+    """`model=auto`'s values for this cohort, written into `cfg` and printed."""
+    chosen = resolve_auto(cfg, len(cohort.splits["train"]), cohort.num_features)
+    if chosen:
+        print(
+            f"model=auto for {len(cohort.splits['train'])} training samples x "
+            f"{cohort.num_features} features: "
+            + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in chosen.items())
+        )
+    return chosen
+
+
 def plan_training(cfg: DictConfig, cohort: PreparedCohort) -> TrainingPlan:
-    """Features (`model.top_k`), batch size, then the step budget that depends on both."""
+    """`auto` values, features (`model.top_k`), batch size, then the step budget that
+    depends on them."""
+    record = {}
+    chosen = choose_auto(cfg, cohort)
+    if chosen:
+        record["auto"] = {k.split(".")[-1]: v for k, v in chosen.items()}
     cohort = select_top_variance(cohort, cfg.model.get("top_k"))
     n_train = len(cohort.splits["train"])
     resolve_batch_size(cfg, n_train)
@@ -67,4 +85,4 @@ def plan_training(cfg: DictConfig, cohort: PreparedCohort) -> TrainingPlan:
         budget.val_every_epochs,
         budget.patience_validations,
     )
-    return TrainingPlan(cohort, budget)
+    return TrainingPlan(cohort, budget, record)
