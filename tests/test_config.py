@@ -24,6 +24,7 @@ GROUPS = [
     "weighting",
     "trainer",
     "budget",
+    "tune",
     "logger",
     "callbacks",
     "paths",

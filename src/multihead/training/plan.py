@@ -1,15 +1,18 @@
-"""What a job decides once the cohort is loaded and before it trains: batch size, features,
-step budget. Every choice is written into the job's config (so config.yaml shows what ran)
-and printed; `TrainingPlan.results` adds them and the steps taken to metrics.json."""
+"""What a job decides once the cohort is loaded and before it trains: tuned values, `auto`
+values, features, batch size, step budget. Every choice is written into the job's config (so
+config.yaml shows what ran) and printed; `TrainingPlan.results` adds them and the steps taken
+to metrics.json."""
 
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from multihead.data.datamodule import PreparedCohort
 from multihead.data.feature_selection import select_top_variance
@@ -50,10 +53,10 @@ def resolve_batch_size(cfg: DictConfig, n_train: int) -> None:
         cfg.data.batch_size = int(chosen)
 
 
-def choose_auto(cfg: DictConfig, cohort: PreparedCohort) -> dict:
+def choose_auto(cfg: DictConfig, cohort: PreparedCohort, quiet: bool = False) -> dict:
     """`model=auto`'s values for this cohort, written into `cfg` and printed."""
     chosen = resolve_auto(cfg, len(cohort.splits["train"]), cohort.num_features)
-    if chosen:
+    if chosen and not quiet:
         print(
             f"model=auto for {len(cohort.splits['train'])} training samples x "
             f"{cohort.num_features} features: "
@@ -62,17 +65,35 @@ def choose_auto(cfg: DictConfig, cohort: PreparedCohort) -> dict:
     return chosen
 
 
-def plan_training(cfg: DictConfig, cohort: PreparedCohort) -> TrainingPlan:
-    """`auto` values, features (`model.top_k`), batch size, then the step budget that
-    depends on them."""
+def run_tuning(cfg: DictConfig, cohort: PreparedCohort) -> dict:
+    """`tune=optuna`: the study's best values written into `cfg`; its summary returned."""
+    from multihead.training.tuning import tune, write_trials
+
+    result = tune(cfg, cohort)
+    with open_dict(cfg):
+        for key, value in result.chosen.items():
+            OmegaConf.update(cfg, key, value, merge=False)
+    write_trials(Path(cfg.paths.output_dir), result)
+    return result.summary
+
+
+def plan_training(
+    cfg: DictConfig, cohort: PreparedCohort, order: np.ndarray | None = None, quiet: bool = False
+) -> TrainingPlan:
+    """Tuning (`tune=optuna`), `auto` values, features (`model.top_k`), batch size, then the
+    step budget that depends on them. `order`: the cohort's variance ranking, if known."""
     record = {}
-    chosen = choose_auto(cfg, cohort)
+    if (cfg.get("tune") or {}).get("name", "none") != "none":
+        record["tuning"] = run_tuning(cfg, cohort)
+    chosen = choose_auto(cfg, cohort, quiet)
     if chosen:
         record["auto"] = {k.split(".")[-1]: v for k, v in chosen.items()}
-    cohort = select_top_variance(cohort, cfg.model.get("top_k"))
+    cohort = select_top_variance(cohort, cfg.model.get("top_k"), order)
     n_train = len(cohort.splits["train"])
     resolve_batch_size(cfg, n_train)
     budget = apply_budget(cfg, n_train)
+    if quiet:
+        return TrainingPlan(cohort, budget, record)
     log.info(
         "budget: %d training samples, %d features, batch size %d -> %d steps per epoch, "
         "up to %d epochs (%d steps), validation every %d epoch(s), patience %s validations",

@@ -10,6 +10,7 @@ from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
 from multihead.tasks import Task, tasks_from_config
 from multihead.training.budget import check_budget
+from multihead.training.search_space import check_tuning
 
 
 def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
@@ -33,6 +34,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_design(cfg, tasks_from_config(cfg.data.tasks))
     check_model(cfg)
     check_budget(cfg)
+    check_tuning(cfg, check_model)
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
