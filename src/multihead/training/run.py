@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from multihead.data.data_report import REPORT_FILE as DATA_REPORT_FILE
 from multihead.data.datamodule import prepare_cohort
+from multihead.metrics.collapse import add_head_warnings
 from multihead.reporting.artifacts import METRICS_FILE
 from multihead.reporting.console import print_run_table
 from multihead.training.builders import build_datamodule, build_module, build_trainer
@@ -96,6 +97,7 @@ def train(cfg: DictConfig) -> dict:
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
+    add_head_warnings(metrics, out, cohort.tasks)  # a collapsed head is never silent
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     d = describe(cfg)
     print_run_table(
