@@ -6,7 +6,8 @@ budget in steps and converts it, once the training split's size is known, into w
 Lightning counts (written back into the job's config, so config.yaml shows what ran):
 
 * `trainer.max_epochs` is raised until the run can take `budget.min_steps` steps;
-* validation runs every `max(1, val_every_steps // steps_per_epoch)` epochs;
+* validation runs every `max(1, val_every_steps // steps_per_epoch)` epochs (at most
+  `max_epochs`, which is rounded up to a multiple of it, so the last epochs are validated);
 * early stopping waits `ceil(patience_steps / steps between validations)` validations
   (instead of `callbacks.early_stopping.patience`).
 
@@ -73,6 +74,8 @@ def plan_budget(cfg: DictConfig, n_train: int) -> StepBudget:
     every = int(cfg.trainer.get("check_val_every_n_epoch") or 1)
     if budget.get("val_every_steps"):
         every = max(every, int(budget.val_every_steps) // steps_per_epoch)
+    every = min(every, max_epochs)  # at least one validation (and checkpoint)
+    max_epochs = math.ceil(max_epochs / every) * every  # the last epochs are validated too
     stopping = (cfg.get("callbacks") or {}).get("early_stopping")
     patience = None
     if stopping is not None:

@@ -78,12 +78,17 @@ def run_tuning(cfg: DictConfig, cohort: PreparedCohort) -> dict:
 
 
 def plan_training(
-    cfg: DictConfig, cohort: PreparedCohort, order: np.ndarray | None = None, quiet: bool = False
+    cfg: DictConfig,
+    cohort: PreparedCohort,
+    order: np.ndarray | None = None,
+    quiet: bool = False,
+    tuning: bool = True,
 ) -> TrainingPlan:
-    """Tuning (`tune=optuna`), `auto` values, features (`model.top_k`), batch size, then the
-    step budget that depends on them. `order`: the cohort's variance ranking, if known."""
+    """Tuning (`tune=optuna`, unless `tuning=False`), `auto` values, features (`model.top_k`),
+    batch size, then the step budget that depends on them. `order`: the cohort's variance
+    ranking, if known."""
     record = {}
-    if (cfg.get("tune") or {}).get("name", "none") != "none":
+    if tuning and (cfg.get("tune") or {}).get("name", "none") != "none":
         record["tuning"] = run_tuning(cfg, cohort)
     chosen = choose_auto(cfg, cohort, quiet)
     if chosen:

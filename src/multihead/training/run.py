@@ -117,7 +117,7 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
     """
     OmegaConf.resolve(cfg)
     validate_config(cfg)
-    cohort = plan_training(cfg, prepare_cohort(cfg.data)).cohort
+    cohort = plan_training(cfg, prepare_cohort(cfg.data), tuning=False).cohort
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))
