@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 
 from multihead.data.datamodule import prepare_cohort
 from multihead.errors import ConfigError
@@ -80,3 +80,31 @@ def test_linear_saves_its_choices(small_config, tmp_path):
     assert "batch_size: 350" in saved  # full batch: the 350 training samples of 500
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["num_features"] == 50
+
+
+def test_l1_penalty_is_the_lasso():
+    """`model.l1`: the optimizer's smoothed L1 reaches scikit-learn's Lasso coefficients
+    (mean squared error + l1 * sum|w| is Lasso with alpha = l1 / 2)."""
+    import torch
+
+    from multihead.models.linear import PenalizedLBFGS
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 20))
+    y = x[:, :5] @ np.array([2.0, -1.5, 1.0, 0.5, -0.5]) + rng.normal(scale=0.5, size=200)
+    layer = torch.nn.Linear(20, 1).double()
+    optimizer = PenalizedLBFGS(layer.parameters(), l1=0.2, max_iter=2000, tolerance_grad=1e-10)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (layer(xt)[:, 0] - yt).square().mean()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        optimizer.step(closure)
+    lasso = Lasso(alpha=0.1).fit(x, y)
+    ours = layer.weight.detach().numpy()[0]
+    np.testing.assert_allclose(ours, lasso.coef_, atol=0.01)
+    assert (np.abs(ours) < 0.01).sum() >= 10  # sparse: most of the 15 noise weights vanish
