@@ -23,6 +23,8 @@ GROUPS = [
     "loss",
     "weighting",
     "trainer",
+    "budget",
+    "tune",
     "logger",
     "callbacks",
     "paths",

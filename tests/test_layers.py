@@ -78,7 +78,8 @@ def test_run_folder_names_are_spelled_once():
     """No module but run_folder.py writes a run file's name as a string literal."""
     names = re.compile(
         r"[\"'](metrics\.json|failed\.json|config\.yaml|splits\.csv|predictions\.csv|"
-        r"data_report\.json|informative_features\.json|sweep_summary\.csv|multirun\.yaml)[\"']"
+        r"data_report\.json|informative_features\.json|sweep_summary\.csv|multirun\.yaml|"
+        r"tuning_trials\.csv)[\"']"
     )
     offenders = [
         str(path.relative_to(SRC))

@@ -13,6 +13,7 @@ A job folder (`outputs/runs/DATE/` or `outputs/multirun/DATE/N_overrides/`) hold
 | `informative_features.json` | before training | the planted genes (built-in cohort only) |
 | `metrics.json` | after test | every test metric and the run's facts |
 | `confusion_<task>.csv/.png`, `per_class_<task>.csv`, `predictions.csv` | after test | |
+| `tuning_trials.csv` | after tuning (`tune=optuna`) | one row per trial: values, score, state |
 | `failed.json` | on failure (in a sweep) | the error and its traceback |
 | `csv/metrics.csv` | during training | per-epoch history (CSV logger) |
 | `checkpoints/best.ckpt` | during training | the best checkpoint |
@@ -44,6 +45,7 @@ SPLITS_FILE = "splits.csv"
 DATA_REPORT_FILE = "data_report.json"
 INFORMATIVE_FILE = "informative_features.json"
 PREDICTIONS_FILE = "predictions.csv"
+TUNING_TRIALS_FILE = "tuning_trials.csv"  # tune=optuna: one row per trial
 HISTORY_FILE = "csv/metrics.csv"
 CHECKPOINT_DIR = "checkpoints"  # = callbacks.checkpoint.dirpath in conf/callbacks/default.yaml
 BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.ckpt"  # filename: best

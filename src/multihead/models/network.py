@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from multihead.components import build_component, component_class
-from multihead.models.trunk import TrunkSpec
+from multihead.models.trunk import trunk_spec
 from multihead.tasks import TaskLayout
 
 
@@ -29,7 +29,7 @@ def build_network(
     A head that does not share a trunk (`separate`) builds its own per task from the same
     spec and reads the features through an identity trunk.
     """
-    spec = TrunkSpec.from_config(model_cfg.trunk, in_features)
+    spec = trunk_spec(model_cfg.trunk, in_features)
     shares = getattr(component_class("head", head_cfg), "shares_trunk", True)
     trunk = spec.build() if shares else nn.Identity()
     head = build_component("head", head_cfg, layout=layout, trunk=spec)

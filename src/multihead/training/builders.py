@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from multihead.components import build_component
 from multihead.data.datamodule import CohortDataModule, PreparedCohort
+from multihead.models.auto_size import resolve_auto
 from multihead.models.losses.base import TaskTargets
 from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.network import build_network
@@ -47,6 +48,8 @@ def build_module(
     """Seeds the RNG first: same `seed` -> same initial weights for every head design (the
     loss and the weighting draw nothing from the RNG)."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    # `auto` values left (a module built without a training plan): chosen for this cohort
+    resolve_auto(cfg, len(cohort.splits["train"]), cohort.num_features)
     loss = build_loss(cfg, cohort)
     net = build_network(cfg.model, cfg.head, loss.layout, cohort.num_features)
     weighting = build_weighting(cfg, loss)

@@ -11,9 +11,18 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from multihead.data.datamodule import prepare_cohort
+from multihead.metrics.collapse import add_head_warnings
 from multihead.reporting.tables import print_run_table
-from multihead.run_folder import HISTORY_FILE, read_metrics, write_inputs, write_metrics
+from multihead.run_folder import (
+    HISTORY_FILE,
+    confusion_tasks,
+    read_confusion,
+    read_metrics,
+    write_inputs,
+    write_metrics,
+)
 from multihead.training.builders import build_datamodule, build_module, build_trainer
+from multihead.training.plan import plan_training
 from multihead.training.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -54,7 +63,8 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.resolve(cfg)  # spawned DDP workers have no Hydra context to resolve `${hydra:..}`
     validate_config(cfg)
     started = time.perf_counter()
-    cohort = prepare_cohort(cfg.data)
+    plan = plan_training(cfg, prepare_cohort(cfg.data))  # batch size, features, step budget
+    cohort = plan.cohort
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))
@@ -62,6 +72,7 @@ def train(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, out)
     write_inputs(out, cfg, datamodule.split_frame(), cohort.report, cohort.informative)
     trainer.fit(module, datamodule=datamodule)
+    plan.fitted(trainer)  # steps taken and why it stopped, before testing reloads callbacks
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     with epoch_history_kept(out):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -79,9 +90,12 @@ def train(cfg: DictConfig) -> dict:
             "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
             "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
             "epochs_trained": int(trainer.current_epoch),
+            **plan.results(),
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
+    confusions = {t: read_confusion(out, t).to_numpy() for t in confusion_tasks(out)}
+    add_head_warnings(metrics, confusions, cohort.tasks)  # a collapsed head is never silent
     write_metrics(out, metrics)
     d = describe(cfg)
     print_run_table(
@@ -101,7 +115,7 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: str | Path) -> dict:
     """
     OmegaConf.resolve(cfg)
     validate_config(cfg)
-    cohort = prepare_cohort(cfg.data)
+    cohort = plan_training(cfg, prepare_cohort(cfg.data), tuning=False).cohort
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = build_module(cfg, cohort, output_dir=str(out))

@@ -7,7 +7,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from multihead.components import build_component, component_args, component_class
 from multihead.errors import ConfigError
+from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
 from multihead.tasks import Task, tasks_from_config
+from multihead.training.budget import check_budget
+from multihead.training.search_space import check_tuning
 
 #: numpy, torch and Lightning seeds are unsigned 32-bit integers
 SEED_RANGE = (0, 2**32 - 1)
@@ -87,14 +90,9 @@ def validate_config(cfg: DictConfig) -> None:
         if group not in cfg or "_target_" not in cfg[group]:
             raise ConfigError(f"{group}: the config has no _target_ (which class builds it)")
     check_design(cfg, tasks_from_config(cfg.data.tasks))
-    hidden = cfg.model.trunk.hidden
-    if any(int(h) < 1 for h in hidden) or int(cfg.model.trunk.latent) < 1:
-        raise ConfigError(
-            f"model.trunk: widths must be >= 1, got hidden={list(hidden)}, "
-            f"latent={cfg.model.trunk.latent}"
-        )
-    if not 0 <= float(cfg.model.trunk.dropout) < 1:
-        raise ConfigError(f"model.trunk.dropout must be in [0, 1), got {cfg.model.trunk.dropout}")
+    check_model(cfg)
+    check_budget(cfg)
+    check_tuning(cfg, check_model)
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -106,6 +104,30 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.strategy={strategy!r} relaunches the script with the command line and "
             "breaks Hydra runs and sweeps; use trainer=ddp_cpu (ddp_spawn) or a ddp_spawn strategy"
+        )
+
+
+def check_model(cfg: DictConfig) -> None:
+    """The trunk's options, and an optimizer that needs a closure (L-BFGS) only where
+    Lightning gives it one (automatic optimization)."""
+    trunk_class(cfg.model.trunk).check_config(cfg.model.trunk)
+    top_k = cfg.model.get("top_k")
+    if top_k not in (None, AUTO) and (not isinstance(top_k, int) or top_k < 1):
+        raise ConfigError(f"model.top_k must be null, auto or an integer >= 1, got {top_k!r}")
+    batch = cfg.model.get("batch_size")
+    if batch not in (None, AUTO, FULL_BATCH) and (not isinstance(batch, int) or batch < 1):
+        raise ConfigError(
+            f"model.batch_size must be null (data.batch_size), {FULL_BATCH!r}, {AUTO!r} "
+            f"or an integer >= 1, got {batch!r}"
+        )
+    optimizer = component_class("model.optimizer", cfg.model.optimizer)
+    manual = getattr(component_class("weighting", cfg.weighting), "manual", False)
+    if getattr(optimizer, "needs_closure", False) and manual:
+        raise ConfigError(
+            f"model={cfg.model.get('name')} optimizes with {optimizer.__name__}, which needs "
+            f"Lightning's closure; weighting={cfg.weighting.name} sets gradients itself "
+            "(manual optimization). Use weighting=fixed or weighting=uncertainty, or "
+            "model.optimizer._target_=torch.optim.AdamW"
         )
 
 

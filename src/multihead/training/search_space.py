@@ -1,0 +1,166 @@
+"""The tuning search space (`tune.space` in conf/tune/*.yaml), checked before any data is read.
+
+Each entry names a config key and a distribution:
+
+    lr: {key: model.optimizer.lr, type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    top_k: {key: model.top_k, type: categorical, choices: [128, 512, null]}
+    lr_mlp_only: {..., models: [mlp, auto]}   # only for these model names
+
+A key under `model.` that the chosen model does not have (`model.trunk.width` for
+`model=linear`) is skipped for that model, so every variant of a sweep can share one space;
+any other unknown key, a bad range, or a value the model would refuse is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from multihead.errors import ConfigError
+
+TYPES = ("float", "int", "categorical")
+DIRECTIONS = ("minimize", "maximize")
+PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models")
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple | None = None
+    models: tuple[str, ...] | None = None
+
+    def boundary_values(self) -> list:
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+    def suggest(self, trial: Any) -> Any:
+        """The value an Optuna trial draws for this parameter."""
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+
+def _parse_param(name: str, spec: Any) -> Param:
+    where = f"tune.space.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping with key, type and a range, got {spec!r}")
+    unknown = sorted(set(spec) - set(PARAM_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {list(PARAM_KEYS)}")
+    key, kind = spec.get("key"), spec.get("type", "float")
+    if not isinstance(key, str) or not key:
+        raise ConfigError(f"{where}.key must name a config key, e.g. model.optimizer.lr")
+    if kind not in TYPES:
+        raise ConfigError(f"{where}.type must be one of {list(TYPES)}, got {kind!r}")
+    models = spec.get("models")
+    models = None if models is None else tuple(str(m) for m in models)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list | tuple) or not choices:
+            raise ConfigError(f"{where}: type categorical needs a non-empty list `choices`")
+        return Param(name, key, kind, choices=tuple(choices), models=models)
+    low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+    if not numbers or not math.isfinite(low) or not math.isfinite(high) or low >= high:
+        raise ConfigError(f"{where}: needs numbers low < high, got low={low!r}, high={high!r}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: log: true needs low > 0, got {low!r}")
+    if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+        raise ConfigError(f"{where}: type int needs integer bounds, got {low!r}..{high!r}")
+    step = spec.get("step")
+    if step is not None and (log or not isinstance(step, int | float) or step <= 0):
+        raise ConfigError(f"{where}.step must be a number > 0 and cannot be used with log")
+    return Param(name, key, kind, float(low), float(high), log, step, models=models)
+
+
+def applies(param: Param, cfg: DictConfig) -> bool:
+    """Whether the chosen model takes this parameter (see the module docstring)."""
+    if param.models is not None and str(cfg.model.get("name")) not in param.models:
+        return False
+    return OmegaConf.select(cfg, param.key, default=_ABSENT) is not _ABSENT
+
+
+def parse_space(cfg: DictConfig) -> tuple[list[Param], list[Param]]:
+    """(parameters tuned for this config's model, parameters skipped for it)."""
+    space = OmegaConf.to_container(cfg.tune.get("space") or {}, resolve=True)
+    if not isinstance(space, dict) or not space:
+        raise ConfigError("tune.space is empty: name at least one parameter to tune")
+    params = [_parse_param(name, spec) for name, spec in space.items()]
+    used, skipped = [], []
+    for param in params:
+        if applies(param, cfg):
+            used.append(param)
+        elif param.key.startswith("model.") or param.models is not None:
+            skipped.append(param)
+        else:
+            raise ConfigError(
+                f"tune.space.{param.name}.key={param.key!r} is not a key of this config"
+            )
+    if not used:
+        raise ConfigError(
+            f"tune.space: no parameter applies to model={cfg.model.get('name')} "
+            f"(skipped: {[p.name for p in skipped]})"
+        )
+    return used, skipped
+
+
+def with_values(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
+    """A copy of `cfg` with config key -> value set."""
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
+        for key, value in values.items():
+            OmegaConf.update(out, key, value, merge=False)
+    return out
+
+
+def check_tuning(cfg: DictConfig, check: Callable[[DictConfig], None]) -> None:
+    """ConfigError for a bad `tune` section or a range the model would refuse: `check` (the
+    model's own validation) runs on the config with every boundary value of every parameter."""
+    tune = cfg.get("tune") or {}
+    if tune.get("name", "none") == "none":
+        return
+    trials = tune.get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise ConfigError(f"tune.trials must be an integer >= 1, got {trials!r}")
+    seed = tune.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"tune.seed must be an integer >= 0, got {seed!r}")
+    if tune.get("direction") not in DIRECTIONS:
+        raise ConfigError(
+            f"tune.direction must be one of {list(DIRECTIONS)}, got {tune.get('direction')!r}"
+        )
+    metric = tune.get("metric")
+    if not isinstance(metric, str) or not metric.startswith("val/"):
+        raise ConfigError(
+            f"tune.metric must be a validation value such as val/loss, got {metric!r} "
+            "(tuning never looks at the test split)"
+        )
+    used, _ = parse_space(cfg)
+    for param in used:
+        for value in param.boundary_values():
+            try:
+                check(with_values(cfg, {param.key: value}))
+            except ConfigError as err:
+                raise ConfigError(
+                    f"tune.space.{param.name}: the value {value!r} for {param.key} is "
+                    f"invalid: {err}"
+                ) from None

@@ -1,0 +1,98 @@
+"""`tune=optuna`: seeded, on train/validation only, recorded; bad spaces fail before training."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from multihead.data.datamodule import CohortDataModule
+from multihead.errors import ConfigError
+from multihead.run_folder import TUNING_TRIALS_FILE
+from multihead.training import tuning
+from multihead.training.run import train
+from multihead.training.validation import validate_config
+
+TUNE = [
+    "data.synthetic.n_samples=160",
+    "data.synthetic.n_features=120",
+    "data.synthetic.n_age_features=30",
+    "tune=optuna",
+    "tune.trials=4",
+    "tune.startup_trials=2",
+    "tune.warmup_steps=5",
+    "budget.min_steps=24",
+    "trainer.max_epochs=1",
+    "tune.space.width.high=32",
+    "tune.space.top_k.choices=[20,60,null]",
+]
+
+
+def test_tuning_is_seeded_and_recorded(small_config, tmp_path):
+    first = train(small_config(*TUNE, out="a"))
+    second = train(small_config(*TUNE, out="b"))
+    table_a = pd.read_csv(tmp_path / "a" / TUNING_TRIALS_FILE)
+    table_b = pd.read_csv(tmp_path / "b" / TUNING_TRIALS_FILE)
+    columns = ["trial", "state", "value", "lr", "weight_decay", "width", "depth", "top_k"]
+    pd.testing.assert_frame_equal(table_a[columns], table_b[columns])
+    assert len(table_a) == 4 and table_a["lr"].nunique() == 4
+    summary = first["tuning"]
+    assert summary["chosen"] == second["tuning"]["chosen"]
+    assert summary["best_value"] == pytest.approx(table_a["value"].min())
+    # the chosen values are the ones the final model trained with
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["tuning"]["chosen"] == summary["chosen"]
+    config = (tmp_path / "a" / "config.yaml").read_text()
+    assert f"width: {summary['chosen']['width']}" in config
+    assert first["tasks"] == second["tasks"]
+
+
+def test_trials_never_see_the_test_split(small_config, monkeypatch):
+    served: list[tuple[str, bool]] = []
+    in_tuning = {"now": False}
+    original_rows, original_tune = CohortDataModule._rows, tuning.tune
+
+    def rows(self, split):
+        served.append((split, in_tuning["now"]))
+        return original_rows(self, split)
+
+    def tune(cfg, cohort):
+        in_tuning["now"] = True
+        try:
+            return original_tune(cfg, cohort)
+        finally:
+            in_tuning["now"] = False
+
+    monkeypatch.setattr(CohortDataModule, "_rows", rows)
+    monkeypatch.setattr(tuning, "tune", tune)
+    train(small_config(*TUNE, "tune.trials=2", "tune.pruning=false"))
+    during = {split for split, tuned in served if tuned}
+    assert during == {"train", "val"}
+    assert [split for split, tuned in served if not tuned].count("test") == 1
+
+
+def test_linear_model_skips_what_it_does_not_have(small_config):
+    metrics = train(small_config(*TUNE, "model=linear", "tune.trials=2"))
+    assert set(metrics["tuning"]["chosen"]) == {"weight_decay", "top_k"}
+    assert set(metrics["tuning"]["skipped"]) == {"lr", "width", "depth", "dropout"}
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("tune.space.dropout.high=1.5", "tune.space.dropout: the value 1.5"),
+        ("tune.space.lr.low=0", "log: true needs low > 0"),
+        ("tune.space.width.low=600", "low < high"),
+        ("+tune.space.typo={key: data.nope, low: 1, high: 2}", "not a key of this config"),
+        ("tune.space.depth.type=integer", "tune.space.depth.type"),
+        ("tune.trials=0", "tune.trials"),
+        ("tune.metric=test/loss", "never looks at the test split"),
+        ("tune.space.top_k.choices=[]", "non-empty list"),
+        ("tune.space.top_k.choices=[0,10]", "model.top_k"),
+    ],
+)
+def test_bad_space_fails_before_training(small_config, override, message):
+    cfg = small_config(*TUNE, override)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        validate_config(cfg)
