@@ -153,3 +153,21 @@ def test_one_split_says_first_that_it_has_too_few_replicates(tmp_path):
     assert "data.cv.folds=5 data.cv.fold=0,1,2,3,4" in first
     text = report.markdown_path.read_text()
     assert text.index(first) < text.index("## Summary")
+
+
+def test_the_report_shows_collapsed_heads_and_tuned_values(tmp_path):
+    from multihead.reporting.document import build_report
+
+    for num, head in enumerate(("fused", "split")):
+        job = fake_job(tmp_path / f"{num}_head={head}", head=head)
+        metrics = json.loads((job / "metrics.json").read_text())
+        metrics["tasks"]["sex"]["warnings"] = ["predicts 'male' for 97 of 100 test samples"]
+        metrics["tuning"] = {"chosen": {"lr": 0.0031234, "depth": 2}}
+        metrics["stop_reason"] = "early stopping"
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report(tmp_path, baselines=False)
+    text = report.markdown_path.read_text()
+    section = text.split("## What the jobs reported", 1)[1].split("## Plots", 1)[0]
+    assert "Collapsed or chance-level heads** (2 of 2 jobs)" in section
+    assert "sex: predicts 'male' for 97 of 100" in section
+    assert "lr=0.00312, depth=2" in section and "early stopping (1)" in section

@@ -54,7 +54,14 @@ OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 SWEEP_SUMMARY_FILE = "sweep_summary.csv"
 MULTIRUN_FILE = "multirun.yaml"
 OK, FAILED, MISSING = "ok", "failed", "missing"
-RUN_FACTS = ("epochs_trained", "seconds", "num_parameters", "n_test")
+RUN_FACTS = (
+    "epochs_trained",
+    "steps_trained",
+    "stop_reason",
+    "seconds",
+    "num_parameters",
+    "n_test",
+)
 SPLIT_SIZES = ("train", "val", "test")
 JOB_NUMBER = re.compile(r"^(\d+)_")
 BASIC_SWEEPER = "BasicSweeper"
@@ -339,6 +346,15 @@ def load_run(job_dir: str | Path) -> dict[str, Any]:
         row[key] = metrics.get(key)
     sizes = metrics.get("split_sizes") or {}
     row.update({f"n_{k}": sizes.get(k) for k in SPLIT_SIZES if k != "test"})
+    row["warnings"] = "; ".join(
+        f"{task}: {warning}"
+        for task, values in (metrics.get("tasks") or {}).items()
+        for warning in (values.get("warnings") or [])
+    )
+    chosen = (metrics.get("tuning") or {}).get("chosen") or {}
+    row["tuned"] = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen.items()
+    )
     row.update(flat_metrics(metrics))
     return row
 

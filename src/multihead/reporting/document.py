@@ -355,6 +355,37 @@ def problems_section(runs: pd.DataFrame) -> str:
     )
 
 
+def run_notes_section(runs: pd.DataFrame) -> str:
+    """What the jobs themselves reported: collapsed heads (a head that predicts one class, or
+    is within noise of chance), tuned values (`tune=optuna`), and why training stopped."""
+    done = ok_runs(runs)
+    parts = []
+    warned = done[done.get("warnings", pd.Series("", index=done.index)).fillna("") != ""]
+    if len(warned):
+        frame = warned[["variant", "split", "seed", "warnings"]]
+        parts.append(
+            f"**Collapsed or chance-level heads** ({len(warned)} of {len(done)} jobs): a network"
+            " row whose head says nothing is no answer, whatever its mean.\n\n"
+            + tables.table(frame)
+        )
+    tuned = done[done.get("tuned", pd.Series("", index=done.index)).fillna("") != ""]
+    if len(tuned):
+        frame = tuned[["variant", "split", "seed", "tuned"]]
+        parts.append(
+            "**Tuned values** (`tune=optuna`, chosen on each job's validation split):\n\n"
+            + tables.table(frame)
+        )
+    if "stop_reason" in done and done["stop_reason"].notna().any():
+        counts = done.groupby("variant", sort=False)["stop_reason"].agg(
+            lambda s: "; ".join(f"{v} ({n})" for v, n in s.value_counts().items())
+        )
+        frame = pd.DataFrame(
+            {"variant": counts.index, "why training stopped (jobs)": counts.values}
+        )
+        parts.append(tables.table(frame))
+    return "\n\n".join(parts) if parts else "Nothing to note: no head collapsed."
+
+
 def plots_section(plots: dict[str, Path], base: Path) -> str:
     lines = []
     for title, path in plots.items():
@@ -399,6 +430,8 @@ def compose(
         "## Comparisons",
         comparisons_section(comparisons, reference, alpha),
         "Full precision: `comparisons.csv`.",
+        "## What the jobs reported",
+        run_notes_section(runs),
         "## Plots",
         plots_section(plots, out_dir),
         "## Failed or missing jobs",
