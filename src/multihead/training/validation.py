@@ -41,9 +41,10 @@ def _require_int(
 def _require_number(
     cfg: DictConfig, key: str, low: float, high: float, open_low: bool, open_high: bool = False
 ) -> None:
-    """A number between low and high (each end open or closed), when the key is set at all."""
+    """A number between low and high (each end open or closed), when the key is set at all
+    and not left to `model=auto` (`auto`, resolved from the cohort's size before training)."""
     value = OmegaConf.select(cfg, key)
-    if value is None:
+    if value is None or value == AUTO:
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if ok:
@@ -52,7 +53,7 @@ def _require_number(
         )
     if not ok:
         interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise ConfigError(f"{key} must be a number in {interval}, got {value!r}")
+        raise ConfigError(f"{key} must be a number in {interval} (or auto), got {value!r}")
 
 
 def check_budget_and_seeds(cfg: DictConfig) -> None:
