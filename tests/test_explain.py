@@ -177,6 +177,12 @@ def test_sweep_with_a_failed_job_explains_the_others(trained_run, tmp_path, caps
     assert section.startswith(explain.SECTION_TITLE) and "### sex" in section
     top_sex = pd.read_csv(sweep / "0_seed=0" / attributions_file("sex"))["feature"].iloc[0]
     assert top_sex in section.split("### sex")[1]
+    lines = section.splitlines()
+    start = lines.index(
+        "| variant | jobs | Spearman | top-k overlap | precision@10 | precision@50 |"
+    )
+    table = lines[start : lines.index("", start)]
+    assert len(table) == 3 and {line.count("|") for line in table} == {7}
 
 
 def test_stability_of_two_different_vectors():

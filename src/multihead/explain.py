@@ -430,7 +430,11 @@ def attributions_summary(sweep_dir: str | Path, top_k: int = DEFAULT_TOP_K) -> p
                     "top_k_overlap": overlap,
                 }
             )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in ("jobs", "pairs"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def explain_sweep(
@@ -512,14 +516,13 @@ def explanation_section(sweep_dir: str | Path, top_k: int = DEFAULT_TOP_K) -> st
         lines += ["", f"### {task}", "", *_top_features(runs, task, SECTION_ROWS), ""]
         mine = summary[summary["task"] == task]
         reps = mine[mine["comparison"] == "replicates"]
-        header = "| variant | jobs | Spearman | top-k overlap |"
         truth = [f"precision@{k}" for k in PRECISION_KS if reps[f"precision@{k}"].notna().any()]
-        lines += [header[:-1] + "".join(f" {t} |" for t in truth), "|---" * (4 + len(truth)) + "|"]
+        columns = ["variant", "jobs", "Spearman", "top-k overlap", *truth]
+        lines += ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
         for _, r in reps.iterrows():
-            lines.append(
-                f"| {r['variant']} | {r['jobs']} | {_fmt(r['spearman'])} | "
-                f"{_fmt(r['top_k_overlap'])} |" + "".join(f" {_fmt(r[t])} |" for t in truth)
-            )
+            cells = [r["variant"], str(int(r["jobs"])), _fmt(r["spearman"])]
+            cells += [_fmt(r["top_k_overlap"]), *(_fmt(r[t]) for t in truth)]
+            lines.append("| " + " | ".join(cells) + " |")
         pairs = mine[mine["comparison"] == "variants"]
         if not pairs.empty:
             lines += ["", "| variant | other | Spearman | top-k overlap |", "|---|---|---|---|"]
