@@ -166,6 +166,25 @@ def task_output(module: torch.nn.Module, j: int) -> Callable[[torch.Tensor], tor
     return forward
 
 
+def predicts_years(module: torch.nn.Module, j: int) -> bool:
+    """Task j's loss gives no class probabilities (regression): its years are attributed."""
+    return module.loss_fn.probabilistic()[j] is False
+
+
+def head_attributions(
+    module: torch.nn.Module,
+    j: int,
+    x: np.ndarray,
+    codes: np.ndarray,
+    method: str = DEFAULT_METHOD,
+    steps: int = DEFAULT_STEPS,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Task j's head on labelled samples: attributions of the true class's probability (of
+    the predicted years for a regression head), and IG's convergence deltas."""
+    target = None if predicts_years(module, j) else codes
+    return attribute(task_output(module, j), x, target, method, steps)
+
+
 def batch_rows(features: int, steps: int) -> int:
     """Samples per batch so that batch x steps x features floats stay under MAX_FLOATS."""
     return max(1, MAX_FLOATS // (max(steps, 1) * max(features, 1)))
@@ -314,10 +333,8 @@ def explain_run(
         known = codes >= 0
         if not known.any():
             continue
-        forward = task_output(module, j)
-        regression = module.loss_fn.probabilistic()[j] is False
-        target = None if regression else codes[known]
-        attr, delta = attribute(forward, samples.x[known], target, method, steps)
+        regression = predicts_years(module, j)
+        attr, delta = head_attributions(module, j, samples.x[known], codes[known], method, steps)
         frame = importance_table(attr, codes[known], task, names, symbols)
         frame.to_csv(run_dir / attributions_file(task.name), index=False)
         counts = [int((codes[known] == k).sum()) for k in range(task.num_classes)]
