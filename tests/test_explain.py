@@ -247,3 +247,19 @@ def test_all_cohort_sex_head_reads_the_sex_probes(tmp_path):
     train(compose_config(overrides, out))
     top = explain.explain_run(out)["tasks"]["sex"]["top"][:10]
     assert {RPS4Y1, XIST} & set(top), top
+
+
+def test_anndata_gene_symbols_are_read_from_var(tmp_path):
+    import anndata
+    from omegaconf import OmegaConf
+
+    var = pd.DataFrame(
+        {"gene_symbol": ["XIST", "RPS4Y1"], "probe": ["p1", "p2"]}, index=["ENSG1", "ENSG2"]
+    )
+    path = tmp_path / "c.h5ad"
+    anndata.AnnData(np.zeros((3, 2), dtype=np.float32), var=var).write_h5ad(path)
+    cfg = OmegaConf.create({"data": {"source": "anndata", "path": str(path)}})
+    assert explain.feature_symbols(cfg) == {"ENSG1": "XIST", "ENSG2": "RPS4Y1"}
+    cfg.data.feature_column = "probe"
+    assert explain.feature_symbols(cfg) == {"p1": "XIST", "p2": "RPS4Y1"}
+    assert explain.label("p1", {"p1": "XIST"}) == "p1 (XIST)"
