@@ -263,3 +263,12 @@ def test_anndata_gene_symbols_are_read_from_var(tmp_path):
     cfg.data.feature_column = "probe"
     assert explain.feature_symbols(cfg) == {"p1": "XIST", "p2": "RPS4Y1"}
     assert explain.label("p1", {"p1": "XIST"}) == "p1 (XIST)"
+
+
+def test_regression_head_attributes_its_predicted_years(tmp_path):
+    out = tmp_path / "run"
+    train(compose_config([*SMALL, "loss=regression"], out))
+    age = explain.explain_run(out)["tasks"]["age"]
+    assert age["target"] == "predicted years"
+    assert age["delta_mean_abs"] < 0.05  # years: IG's sum is the prediction minus f(0)
+    assert age["precision_at"]["50"] >= 0.6
