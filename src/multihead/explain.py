@@ -166,6 +166,13 @@ def task_output(module: torch.nn.Module, j: int) -> Callable[[torch.Tensor], tor
     return forward
 
 
+def run_device(cfg: DictConfig) -> torch.device:
+    """The GPU when the run trained on one (or chose `auto`) and one is here, else the CPU."""
+    accelerator = str(cfg.get("trainer", {}).get("accelerator", "cpu"))
+    wants_gpu = accelerator in ("gpu", "cuda", "auto")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
 def predicts_years(module: torch.nn.Module, j: int) -> bool:
     """Task j's loss gives no class probabilities (regression): its years are attributed."""
     return module.loss_fn.probabilistic()[j] is False
@@ -182,7 +189,8 @@ def head_attributions(
     """Task j's head on labelled samples: attributions of the true class's probability (of
     the predicted years for a regression head), and IG's convergence deltas."""
     target = None if predicts_years(module, j) else codes
-    return attribute(task_output(module, j), x, target, method, steps)
+    device = next(module.parameters()).device
+    return attribute(task_output(module, j), x, target, method, steps, device)
 
 
 def batch_rows(features: int, steps: int) -> int:
@@ -196,6 +204,7 @@ def attribute(
     target: np.ndarray | None,
     method: str = DEFAULT_METHOD,
     steps: int = DEFAULT_STEPS,
+    device: torch.device | str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Attributions (n, features) of `forward`'s output `target[i]` (None: a (batch,) output)
     for each sample against the zero baseline, in batches; IG also returns each sample's
@@ -211,7 +220,10 @@ def attribute(
     attrs, deltas = [], []
     for start in range(0, n, rows):
         xb = torch.from_numpy(np.ascontiguousarray(x[start : start + rows], dtype=np.float32))
-        tb = None if target is None else torch.as_tensor(target[start : start + rows])
+        xb = xb.to(device)
+        tb = (
+            None if target is None else torch.as_tensor(target[start : start + rows], device=device)
+        )
         if ig:
             a, d = explainer.attribute(
                 xb,
@@ -221,10 +233,10 @@ def attribute(
                 internal_batch_size=len(xb) * steps,
                 return_convergence_delta=True,
             )
-            deltas.append(d.detach().numpy())
+            deltas.append(d.detach().cpu().numpy())
         else:
             a = explainer.attribute(xb.requires_grad_(), target=tb)
-        attrs.append(a.detach().numpy())
+        attrs.append(a.detach().cpu().numpy())
     return np.concatenate(attrs), (np.concatenate(deltas) if ig else None)
 
 
@@ -322,7 +334,7 @@ def explain_run(
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     started = time.perf_counter()
-    module = build_trained_module(run)
+    module = build_trained_module(run).to(run_device(run.cfg))
     samples = test_samples(run_dir, run)
     symbols = feature_symbols(run.cfg, annotation)
     informative = read_informative(run_dir)
