@@ -23,6 +23,7 @@ from multihead.run_folder import (
     BEST_CHECKPOINT,
     EXPLANATION_FILE,
     FAILED_FILE,
+    SPLITS_FILE,
     attributions_file,
     attributions_plot_file,
     read_informative,
@@ -170,6 +171,9 @@ def test_sweep_with_a_failed_job_explains_the_others(trained_run, tmp_path, caps
     summary = pd.read_csv(sweep / ATTRIBUTIONS_SUMMARY_FILE)
     reps = summary[summary["comparison"] == "replicates"].set_index("task")
     assert set(reps.index) == {"age", "sex"} and (reps["jobs"] == 2).all()
+    splits = pd.read_csv(sweep / "0_seed=0" / SPLITS_FILE)
+    n_test = int((splits["split"] == "test").sum())
+    assert reps.loc["sex", "samples"] == 2 * n_test  # both jobs' test samples
     # two copies of one run: identical importance vectors
     assert reps["spearman"].tolist() == pytest.approx([1.0, 1.0])
     assert reps["top_k_overlap"].tolist() == pytest.approx([1.0, 1.0])

@@ -442,6 +442,8 @@ def attributions_summary(sweep_dir: str | Path, top_k: int = DEFAULT_TOP_K) -> p
             facts = [
                 (read_explanation(p) or {}).get("tasks", {}).get(task, {}) for p in jobs["path"]
             ]
+            # with cross-validation: every sample once when the folds are all there
+            row["samples"] = sum(f.get("n", 0) for f in facts)
             for k in PRECISION_KS:
                 found = [f["precision_at"][str(k)] for f in facts if "precision_at" in f]
                 row[f"precision@{k}"] = np.mean(found) if found else np.nan
@@ -460,7 +462,7 @@ def attributions_summary(sweep_dir: str | Path, top_k: int = DEFAULT_TOP_K) -> p
                 }
             )
     frame = pd.DataFrame(rows)
-    for column in ("jobs", "pairs"):
+    for column in ("jobs", "pairs", "samples"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame
