@@ -49,6 +49,7 @@ from multihead.run_folder import (
     BEST_CHECKPOINT,
     CONFIG_FILE,
     EXPLANATION_FILE,
+    OK,
     SPLITS_FILE,
     attributions_file,
     attributions_plot_file,
@@ -83,13 +84,13 @@ SECTION_ROWS = 10  # top features listed per task in the report section
 
 
 @dataclass
-class TestSamples:
+class HeldOutSamples:
     ids: list[str]
     x: np.ndarray  # (n, features) model inputs, after the saved preprocessing
     labels: np.ndarray  # (n, tasks) true class index, -1 where the label is missing
 
 
-def test_samples(run_dir: Path, run: TrainedRun) -> TestSamples:
+def held_out_samples(run_dir: Path, run: TrainedRun) -> HeldOutSamples:
     """The run's test samples, reloaded from its data and transformed by its checkpoint's
     preprocessing; labels coded with the checkpoint's tasks (fitted bins included)."""
     if not (run_dir / SPLITS_FILE).is_file():
@@ -115,7 +116,7 @@ def test_samples(run_dir: Path, run: TrainedRun) -> TestSamples:
     labels = np.stack(
         [encode_task(sheet, t, raw.source, policy.out_of_range).codes for t in run.tasks], axis=1
     )
-    return TestSamples(ids, x, labels)
+    return HeldOutSamples(ids, x, labels)
 
 
 def feature_symbols(cfg: DictConfig, annotation: str | Path | None = None) -> dict[str, str]:
@@ -132,7 +133,8 @@ def feature_symbols(cfg: DictConfig, annotation: str | Path | None = None) -> di
                 f"{path} (feature annotation) needs the columns {list(ANNOTATION_COLUMNS)}, "
                 f"found {list(table.columns)}"
             )
-        return dict(zip(table["feature"], table["symbol"].fillna(""), strict=True))
+        ids, symbols = ANNOTATION_COLUMNS
+        return dict(zip(table[ids], table[symbols].fillna(""), strict=True))
     if data.get("source") == "anndata" and data.get("path"):
         import anndata
 
@@ -335,7 +337,7 @@ def explain_run(
     run = load_run(run_dir)
     started = time.perf_counter()
     module = build_trained_module(run).to(run_device(run.cfg))
-    samples = test_samples(run_dir, run)
+    samples = held_out_samples(run_dir, run)
     symbols = feature_symbols(run.cfg, annotation)
     informative = read_informative(run_dir)
     names = run.preprocessor.feature_names
@@ -479,7 +481,7 @@ def explain_sweep(
     write and return `attributions_summary.csv`."""
     sweep_dir = Path(sweep_dir)
     runs = load_runs(sweep_dir)
-    for row in runs[runs["status"] != "ok"].itertuples():
+    for row in runs[runs["status"] != OK].itertuples():
         print(f"skipped {row.job}: {row.error}")
     explained = 0
     for path in ok_runs(runs)["path"]:
