@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "multihead"
-ENTRY_POINTS = {"report", "predict"}  # plus train.py outside the package
+ENTRY_POINTS = {"report", "predict", "explain"}  # plus train.py outside the package
 # layer of each top-level part of the package; a module may import its own layer or lower ones
 LAYERS = {
     "errors": 0,
@@ -26,6 +26,7 @@ LAYERS = {
     "command_line": 7,
     "report": 7,
     "predict": 7,
+    "explain": 7,
 }
 
 
@@ -79,7 +80,7 @@ def test_run_folder_names_are_spelled_once():
     names = re.compile(
         r"[\"'](metrics\.json|failed\.json|config\.yaml|splits\.csv|predictions\.csv|"
         r"data_report\.json|informative_features\.json|sweep_summary\.csv|multirun\.yaml|"
-        r"tuning_trials\.csv)[\"']"
+        r"tuning_trials\.csv|explanation\.json|attributions_summary\.csv)[\"']"
     )
     offenders = [
         str(path.relative_to(SRC))

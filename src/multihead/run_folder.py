@@ -15,6 +15,8 @@ A job folder (`outputs/runs/DATE/` or `outputs/multirun/DATE/N_overrides/`) hold
 | `confusion_<task>.csv/.png`, `per_class_<task>.csv`, `predictions.csv` | after test | |
 | `tuning_trials.csv` | after tuning (`tune=optuna`) | one row per trial: values, score, state |
 | `failed.json` | on failure (in a sweep) | the error and its traceback |
+| `attributions_<task>.csv/.png`, `explanation.json` | `multihead.explain` | attributions |
+| `attributions_summary.csv` (sweep folder) | `multihead.explain` | their stability |
 | `csv/metrics.csv` | during training | per-epoch history (CSV logger) |
 | `checkpoints/best.ckpt` | during training | the best checkpoint |
 
@@ -53,6 +55,8 @@ HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 SWEEP_SUMMARY_FILE = "sweep_summary.csv"
 MULTIRUN_FILE = "multirun.yaml"
+EXPLANATION_FILE = "explanation.json"  # what `multihead.explain` measured on a run
+ATTRIBUTIONS_SUMMARY_FILE = "attributions_summary.csv"  # a sweep's attributions compared
 OK, FAILED, MISSING = "ok", "failed", "missing"
 RUN_FACTS = (
     "epochs_trained",
@@ -77,6 +81,14 @@ def confusion_plot_file(task: str) -> str:
 
 def per_class_file(task: str) -> str:
     return f"per_class_{task}.csv"
+
+
+def attributions_file(task: str) -> str:
+    return f"attributions_{task}.csv"
+
+
+def attributions_plot_file(task: str) -> str:
+    return f"attributions_{task}.png"
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -131,6 +143,24 @@ def write_inputs(
 def read_metrics(job_dir: str | Path) -> dict | None:
     path = Path(job_dir) / METRICS_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_informative(job_dir: str | Path) -> dict[str, list[str]]:
+    """The planted genes per task (built-in cohort); {} when the job has none."""
+    path = Path(job_dir) / INFORMATIVE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_explanation(job_dir: str | Path) -> dict | None:
+    """What `multihead.explain` measured on this job (None: not explained yet)."""
+    path = Path(job_dir) / EXPLANATION_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_attributions(job_dir: str | Path, task: str) -> pd.DataFrame | None:
+    """One task's attribution table, rank order (None: not explained yet)."""
+    path = Path(job_dir) / attributions_file(task)
+    return pd.read_csv(path, dtype={"feature": str}) if path.exists() else None
 
 
 def read_failure(job_dir: str | Path) -> str | None:
