@@ -57,6 +57,7 @@ def test_notebook_walks_through_the_answer(executed, report_sweep):
     assert "per-class TP/FP/TN/FN for fused+ce" in text
     markdown = "".join(outputs(executed, "text/markdown"))
     assert "*logistic regression*" in markdown and "balanced accuracy ↑" in markdown
+    assert "## Feature attributions" in markdown
     html = "".join(outputs(executed, "text/html"))
     for column in (">tp<", ">fp<", ">tn<", ">fn<"):
         assert column in html

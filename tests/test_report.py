@@ -216,6 +216,7 @@ def test_report_md_has_every_section_and_plot(report, report_sweep):
     assert f"{N_JOBS} finished, 0 failed, 0 missing" in text
     assert "*logistic regression*" in text and "*majority class*" in text
     assert "*ridge regression*" in text
+    assert f"python -m multihead.explain {report_sweep.path}" in text
     for name in PLOTS:
         path = report_sweep.path / "plots" / f"{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

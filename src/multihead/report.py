@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from multihead.errors import USAGE_EXIT_CODE, print_error
+from multihead.explain import explanation_section
 from multihead.metrics.names import ROPE
 from multihead.reporting.document import Report, build_report
 from multihead.reporting.runs import load_runs
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             baselines=not args.no_baselines,
             alpha=args.alpha,
             rope=rope,
+            explanations=explanation_section,
         )
     except FileNotFoundError as err:
         print_error(str(err))

@@ -406,8 +406,9 @@ def compose(
     plots: dict[str, Path],
     notes: list[str],
     out_dir: Path,
+    explanations: str = "",
 ) -> str:
-    """The whole report.md."""
+    """The whole report.md (`explanations`: a section from `multihead.explain`, if given)."""
     level = round(100 * (1 - alpha))
     joint = f" `{JOINT}` is the share of test samples with every task right."
     sections = [
@@ -432,6 +433,7 @@ def compose(
         "Full precision: `comparisons.csv`.",
         "## What the jobs reported",
         run_notes_section(runs),
+        *([explanations.strip()] if explanations else []),
         "## Plots",
         plots_section(plots, out_dir),
         "## Failed or missing jobs",
@@ -665,11 +667,13 @@ def build_report(
     baselines: bool = True,
     alpha: float = ALPHA,
     rope: Mapping[str, float] | None = None,
+    explanations: Callable[[Path], str] | None = None,
 ) -> Report:
     """Read the sweep in `sweep_dir`; write report.md (verdict first), summary.csv (one row
     per variant and reference model), comparisons.csv, evaluations.csv (one row per variant
     and split), oof_predictions.csv, pooled_per_class.csv, jobs.csv and plots/*.png into
-    `out_dir` (default: the sweep folder); return what was computed."""
+    `out_dir` (default: the sweep folder); return what was computed. `explanations(sweep_dir)`
+    returns the feature-attribution section (the entry point passes `multihead.explain`'s)."""
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -713,6 +717,7 @@ def build_report(
         plots,
         notes,
         out_dir,
+        explanations(sweep_dir) if explanations is not None and names else "",
     )
     (out_dir / REPORT_FILE).write_text(text)
     return Report(
