@@ -169,5 +169,5 @@ def test_the_report_shows_collapsed_heads_and_tuned_values(tmp_path):
     text = report.markdown_path.read_text()
     section = text.split("## What the jobs reported", 1)[1].split("## Plots", 1)[0]
     assert "Collapsed or chance-level heads** (2 of 2 jobs)" in section
-    assert "sex: predicts 'male' for 97 of 100" in section
+    assert "| fused+bce | sex | 1 of 1 | predicts 'male' for 97 of 100" in section
     assert "lr=0.00312, depth=2" in section and "early stopping (1)" in section

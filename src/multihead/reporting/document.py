@@ -68,6 +68,7 @@ EVALUATIONS_FILE = "evaluations.csv"
 OOF_FILE = "oof_predictions.csv"
 POOLED_PER_CLASS_FILE = "pooled_per_class.csv"
 PLOTS_DIR = "plots"
+LEANING = 0.9  # a posterior share from which the verdict says which side is ahead
 
 
 def design(evals: pd.DataFrame) -> dict:
@@ -206,6 +207,11 @@ def verdict_sentences(
                 words = f"{r.reference} beats every network (best: {r.variant})"
             elif r.verdict == "practically equal":
                 words = f"{r.variant} and {r.reference} are practically equal"
+            elif np.isfinite(r.p_worse) and r.p_worse >= LEANING:
+                words = f"{r.reference} is ahead of every network (best: {r.variant}), not clear"
+                words += " after Holm's correction,"
+            elif np.isfinite(r.p_better) and r.p_better >= LEANING:
+                words = f"{r.variant} is ahead of {r.reference}, not clear after Holm's correction,"
             else:
                 words = f"no clear difference between {r.variant} and {r.reference}"
             probs = f"; P(network worse)={r.p_worse:.2f}" if np.isfinite(r.p_worse) else ""
@@ -362,11 +368,21 @@ def run_notes_section(runs: pd.DataFrame) -> str:
     parts = []
     warned = done[done.get("warnings", pd.Series("", index=done.index)).fillna("") != ""]
     if len(warned):
-        frame = warned[["variant", "split", "seed", "warnings"]]
+        rows = []
+        for variant, jobs in warned.groupby("variant", sort=False):
+            per_task: dict[str, list[str]] = {}
+            for text in jobs["warnings"]:
+                for item in str(text).split("; "):
+                    task, _, warning = item.partition(": ")
+                    per_task.setdefault(task, []).append(warning)
+            total = int((done["variant"] == variant).sum())
+            for task, warnings in per_task.items():
+                rows.append([variant, task, f"{len(warnings)} of {total}", warnings[0]])
+        frame = pd.DataFrame(rows, columns=["variant", "task", "jobs", "for example"])
         parts.append(
             f"**Collapsed or chance-level heads** ({len(warned)} of {len(done)} jobs): a network"
-            " row whose head says nothing is no answer, whatever its mean.\n\n"
-            + tables.table(frame)
+            " row whose head says nothing is no answer, whatever its mean; per job in"
+            " `jobs.csv` (`warnings`).\n\n" + tables.table(frame)
         )
     tuned = done[done.get("tuned", pd.Series("", index=done.index)).fillna("") != ""]
     if len(tuned):

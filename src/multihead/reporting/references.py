@@ -3,9 +3,9 @@
 A network is only worth its complexity if it beats the linear models genomics uses (the
 classic age clocks are penalised linear regressions). For every data split the sweep's
 networks were tested on, the cohort is rebuilt from a job's saved config with
-`prepare_cohort` (same data, split and preprocessing; checked against the job's
-`splits.csv`), and three references are fitted on its training part and scored on its test
-part by the same metric code as the runs:
+`prepare_cohort` (same data, split and preprocessing, and the same `model.top_k` feature
+selection; checked against the job's `splits.csv`), and three references are fitted on its
+training part and scored on its test part by the same metric code as the runs:
 
 - **logistic regression**: per task, a multinomial L2 logistic regression fitted on the
   training part, its strength chosen on the validation part by log loss (the same inner
@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss
 
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
+from multihead.data.feature_selection import select_top_variance, variance_order
 from multihead.data.labels import MISSING
 from multihead.metrics.joint import JointAccuracy
 from multihead.metrics.names import JOINT
@@ -254,6 +255,15 @@ def fit_references(
     return out, how
 
 
+def same_inputs(cohort: PreparedCohort, config) -> PreparedCohort:
+    """The features the job's network read: `model.top_k` (resolved by `model=auto` or tuning
+    and saved in its config.yaml) keeps the k largest-variance training features."""
+    top_k = (config.get("model") or {}).get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool):
+        return select_top_variance(cohort, top_k, variance_order(cohort))
+    return cohort
+
+
 def _check_split(cohort: PreparedCohort, job_dir: Path) -> str:
     """A note if the rebuilt test split is not the one the job saved (it should never be)."""
     if not (job_dir / SPLITS_FILE).exists():
@@ -282,7 +292,8 @@ def reference_metrics(runs: pd.DataFrame, progress=None) -> ReferenceResult:
         if progress is not None:
             progress(i, len(firsts))
         try:
-            cohort = prepare_cohort(OmegaConf.create(read_config(job_dir).data))
+            config = read_config(job_dir)
+            cohort = same_inputs(prepare_cohort(OmegaConf.create(config.data)), config)
         except Exception as err:
             notes.append(
                 f"no reference rows for split {job.split} (data of {job_dir.name}): "
