@@ -276,3 +276,31 @@ def test_regression_head_attributes_its_predicted_years(tmp_path):
     assert age["target"] == "predicted years"
     assert age["delta_mean_abs"] < 0.05  # years: IG's sum is the prediction minus f(0)
     assert age["precision_at"]["50"] >= 0.6
+
+
+def test_linear_model_writes_its_coefficients_and_ig_is_coefficient_times_input(tmp_path):
+    """`model=linear`: the coefficients table equals the head's weights, and IG of a class
+    logit is exactly coefficient x (x - baseline) (completeness of a linear map)."""
+    from multihead.predict import build_trained_module
+
+    out = tmp_path / "linear"
+    train(compose_config([*SMALL, "model=linear", "head=split", "loss=ce"], out))
+    facts = explain.explain_run(out, method="gxi")
+    table = pd.read_csv(out / "coefficients_sex.csv")
+    assert facts["tasks"]["sex"]["top_coefficients"][:5] == table["feature"].head(5).tolist()
+    run = load_run(out)
+    module = build_trained_module(run)
+    weight = module.net.head.heads["sex"].weight.detach().numpy()  # (classes, features)
+    names = run.preprocessor.feature_names
+    by_name = table.set_index("feature").loc[names]
+    np.testing.assert_allclose(by_name["logit[female]"], weight[0], atol=1e-5)
+    np.testing.assert_allclose(by_name["logit[male]"], weight[1], atol=1e-5)
+    coef = explain.linear_coefficients(module, 1, len(names))
+    x = np.random.default_rng(0).normal(size=(5, len(names))).astype(np.float32)
+
+    def logits(t):
+        return module(t)[:, module.loss_fn.layout.slices[1]]
+
+    attr, delta = explain.attribute(logits, x, np.ones(5, dtype=int), "ig", 20)
+    np.testing.assert_allclose(attr, coef[:, 1] * x, rtol=1e-4, atol=1e-5)
+    assert np.abs(delta).max() < 1e-4

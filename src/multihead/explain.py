@@ -53,6 +53,7 @@ from multihead.run_folder import (
     SPLITS_FILE,
     attributions_file,
     attributions_plot_file,
+    coefficients_file,
     is_job_dir,
     read_attributions,
     read_explanation,
@@ -70,6 +71,7 @@ DEFAULT_TOP_K = 20
 PRECISION_KS = (10, 50)
 #: interpolated inputs held at once (float32): samples per batch x steps x features <= this
 MAX_FLOATS = 1 << 25
+COEFFICIENT_BLOCK = 1024  # unit vectors per forward pass when reading a linear model's weights
 #: AnnData `.var` column whose value is shown next to a feature id
 ANNOTATION_COLUMN = "gene_symbol"
 #: columns of a `data.feature_annotation` (or `--annotation`) CSV
@@ -166,6 +168,50 @@ def task_output(module: torch.nn.Module, j: int) -> Callable[[torch.Tensor], tor
         return p if p is not None else loss.years(z)
 
     return forward
+
+
+def is_linear(module: torch.nn.Module) -> bool:
+    """`model=linear`: the heads read the features directly (an identity trunk)."""
+    return isinstance(getattr(module.net, "trunk", None), torch.nn.Identity)
+
+
+def linear_coefficients(module: torch.nn.Module, j: int, n_features: int) -> np.ndarray:
+    """Task j's coefficients (features x outputs) of a linear model, read off the map itself:
+    outputs(e_i) - outputs(0) for every unit vector e_i, in blocks. For a classifier these are
+    the weights of its logits (CE: per class; CORN/CORAL: per threshold); for a regression
+    head, of the predicted years. IG attributions of a linear output are exactly
+    coefficient x (x - baseline)."""
+    loss = list(module.loss_fn.losses.values())[j]
+    columns = module.loss_fn.layout.slices[j]
+    device = next(module.parameters()).device
+
+    def outputs(x: torch.Tensor) -> torch.Tensor:
+        z = module(x)[:, columns]
+        return loss.years(z)[:, None] if predicts_years(module, j) else z
+
+    with torch.no_grad():
+        zero = outputs(torch.zeros(1, n_features, device=device))
+        blocks = []
+        for start in range(0, n_features, COEFFICIENT_BLOCK):
+            eye = torch.eye(n_features, device=device)[start : start + COEFFICIENT_BLOCK]
+            blocks.append((outputs(eye) - zero).cpu().numpy())
+    return np.concatenate(blocks, axis=0)
+
+
+def coefficient_table(
+    coef: np.ndarray, task, names: Sequence[str], regression: bool
+) -> pd.DataFrame:
+    """One row per feature: a column per output (`years`, or `logit[class]`), ranked by the
+    largest absolute coefficient."""
+    columns = ["years"] if regression else [f"logit[{c}]" for c in task.classes][: coef.shape[1]]
+    if len(columns) < coef.shape[1]:  # ordinal heads: one output per threshold
+        columns = [f"threshold[{k}]" for k in range(coef.shape[1])]
+    frame = pd.DataFrame(coef, columns=columns)
+    frame.insert(0, "feature", list(names))
+    frame["max_abs"] = np.abs(coef).max(axis=1)
+    frame = frame.sort_values("max_abs", ascending=False, kind="stable").reset_index(drop=True)
+    frame.insert(1, "rank", np.arange(1, len(frame) + 1))
+    return frame
 
 
 def run_device(cfg: DictConfig) -> torch.device:
@@ -367,6 +413,11 @@ def explain_run(
         if delta is not None:
             facts["delta_mean_abs"] = float(np.abs(delta).mean())
             facts["delta_max_abs"] = float(np.abs(delta).max())
+        if is_linear(module):
+            coef = linear_coefficients(module, j, len(names))
+            table = coefficient_table(coef, task, names, regression)
+            table.to_csv(run_dir / coefficients_file(task.name), index=False)
+            facts["top_coefficients"] = table["feature"].head(top_k).tolist()
         out["tasks"][task.name] = facts
     out["seconds"] = round(time.perf_counter() - started, 3)
     write_json(run_dir / EXPLANATION_FILE, out)

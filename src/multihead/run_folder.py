@@ -87,6 +87,11 @@ def attributions_file(task: str) -> str:
     return f"attributions_{task}.csv"
 
 
+def coefficients_file(task: str) -> str:
+    """`model=linear` only: the task's coefficients per feature."""
+    return f"coefficients_{task}.csv"
+
+
 def attributions_plot_file(task: str) -> str:
     return f"attributions_{task}.png"
 
