@@ -96,3 +96,30 @@ def test_bad_space_fails_before_training(small_config, override, message):
     cfg = small_config(*TUNE, override)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         validate_config(cfg)
+
+
+def test_tuning_inside_a_cv_fold_never_sees_that_fold(small_config, monkeypatch):
+    """Nested: with data.cv the trials train and validate on the other folds only."""
+    seen: list[set] = []
+    tested: list[set] = []
+    in_tuning = {"now": False}
+    original_rows, original_tune = CohortDataModule._rows, tuning.tune
+
+    def rows(self, split):
+        ids = {self.cohort.sample_ids[i] for i in self.cohort.splits[split]}
+        (seen if in_tuning["now"] else tested if split == "test" else []).append(ids)
+        return original_rows(self, split)
+
+    def tune(cfg, cohort):
+        in_tuning["now"] = True
+        try:
+            return original_tune(cfg, cohort)
+        finally:
+            in_tuning["now"] = False
+
+    monkeypatch.setattr(CohortDataModule, "_rows", rows)
+    monkeypatch.setattr(tuning, "tune", tune)
+    train(small_config(*TUNE, "tune.trials=2", "data.cv.folds=3", "data.cv.fold=1"))
+    assert seen and len(tested) == 1
+    test_fold = tested[0]
+    assert all(not (ids & test_fold) for ids in seen)
