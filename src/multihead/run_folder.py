@@ -67,6 +67,9 @@ RUN_FACTS = (
     "n_test",
 )
 SPLIT_SIZES = ("train", "val", "test")
+#: data keys that do not change which samples and features a split holds (the replicate's
+#: own keys, and how batches are cut)
+NOT_COHORT_KEYS = ("seed", "cv", "batch_size", "eval_batch_size")
 JOB_NUMBER = re.compile(r"^(\d+)_")
 BASIC_SWEEPER = "BasicSweeper"
 
@@ -330,7 +333,7 @@ def replicate(metrics: Mapping, data: Mapping, given: Mapping[str, str]) -> dict
     if out["cv_folds"]:
         parts += [f"repeat={out['cv_repeat']}", f"fold={out['cv_fold']}/{out['cv_folds']}"]
     out["split"] = " ".join(parts)
-    same_cohort = {k: v for k, v in data.items() if k not in ("seed", "cv")}
+    same_cohort = {k: v for k, v in data.items() if k not in NOT_COHORT_KEYS}
     folds = {"folds": out["cv_folds"]}
     out["data_key"] = repr(sorted({**same_cohort, "cv": folds}.items(), key=lambda kv: kv[0]))
     return out

@@ -136,6 +136,14 @@ def _cell(row: pd.Series, column: str) -> str:
     )
 
 
+def _reference_words(reference: str) -> str:
+    """`fused+bce` is the one sigmoid layer the question starts from; any other reference is
+    named as what it is."""
+    if reference.split(" [", 1)[0] == DEFAULT_REFERENCE:
+        return f"one sigmoid layer ({reference})"
+    return f"the reference variant {reference}"
+
+
 def verdict_sentences(
     runs: pd.DataFrame,
     evals: pd.DataFrame,
@@ -192,10 +200,10 @@ def verdict_sentences(
                 f" ({fmt(r.diff)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}])"
                 for r in clear.itertuples()
             ]
-            out.append(f"Against one sigmoid layer ({reference}): " + "; ".join(parts[:4]) + ".")
+            out.append(f"Against {_reference_words(reference)}: " + "; ".join(parts[:4]) + ".")
         elif len(vs_ref):
             out.append(
-                f"No variant differs clearly from one sigmoid layer ({reference}) on the primary"
+                f"No variant differs clearly from {_reference_words(reference)} on the primary"
                 " metrics (Holm-adjusted)."
             )
         vs_linear = primary[primary["reference"].isin(linear)]

@@ -66,8 +66,8 @@ class ReferenceResult:
     @property
     def linear(self) -> list[str]:
         """The linear models among the rows (the majority class is a floor, not a model)."""
-        present = set(self.rows["variant"]) if len(self.rows) else set()
-        return [m for m in LINEAR_MODELS if m in present]
+        present = list(dict.fromkeys(self.rows["variant"])) if len(self.rows) else []
+        return [v for v in present if v.split(" [", 1)[0] in LINEAR_MODELS]
 
 
 def _labelled(cohort: PreparedCohort, split: str, task_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +285,14 @@ def reference_metrics(runs: pd.DataFrame, progress=None) -> ReferenceResult:
     report still builds without reference rows. `progress(i, n)` is called per split."""
     done = ok_runs(runs)
     firsts = done.drop_duplicates(subset=["data_key", "split"], keep="first")
+    # several data configurations in one sweep: each gets its own reference rows, labelled
+    # by the first variant that used it
+    data_keys = {
+        key: f"data of {variant}"
+        for key, variant in done.drop_duplicates("data_key")[["data_key", "variant"]].itertuples(
+            index=False
+        )
+    }
     rows, predictions, notes = [], {}, []
     methods: dict[str, None] = {}
     for i, job in enumerate(firsts.itertuples()):
@@ -305,7 +313,8 @@ def reference_metrics(runs: pd.DataFrame, progress=None) -> ReferenceResult:
         note = _check_split(cohort, job_dir)
         notes += [note] if note else []
         sizes = {k: int(len(v)) for k, v in cohort.splits.items()}
-        for name, (scores, frame) in fitted.items():
+        for model, (scores, frame) in fitted.items():
+            name = model if len(data_keys) == 1 else f"{model} [{data_keys[job.data_key]}]"
             rows.append(
                 {
                     "variant": name,

@@ -383,8 +383,10 @@ class Comparison:
 
 
 def _per_split(evals: pd.DataFrame, variant: str, column: str) -> pd.Series:
+    """One value per split (a split listed twice, which should not happen, is averaged)."""
     part = evals[evals["variant"] == variant]
-    return pd.to_numeric(part.set_index("split")[column], errors="coerce").dropna()
+    values = pd.to_numeric(part[column], errors="coerce")
+    return values.groupby(part["split"].to_numpy(), sort=False).mean().dropna()
 
 
 def _tested(base: dict, out: Mapping, shares: tuple[float, ...], method: str) -> Comparison:
