@@ -116,3 +116,10 @@ def test_a_run_names_its_split():
     assert got["split"] == "data.seed=0 repeat=1 fold=3/5"
     single = replicate({"data_seed": 2}, {}, {})
     assert single["split"] == "data.seed=2" and single["cv_folds"] is None
+
+
+def test_batch_sizes_do_not_make_another_cohort():
+    a = replicate({}, {"seed": 0, "matrix": "m.csv", "batch_size": 16, "cv": {"folds": 5}}, {})
+    b = replicate({}, {"seed": 0, "matrix": "m.csv", "batch_size": 64, "cv": {"folds": 5}}, {})
+    c = replicate({}, {"seed": 0, "matrix": "n.csv", "batch_size": 64, "cv": {"folds": 5}}, {})
+    assert a["data_key"] == b["data_key"] != c["data_key"]
