@@ -290,7 +290,7 @@ def summarise(
     metric: mean over splits, a 1-alpha interval (corrected t over >= 2 splits; a bootstrap
     over the test samples with one split), the number of splits, the mean seed spread, and
     `.best` on the best network or linear reference (never a network a reference beats)."""
-    columns = [c for c in key_columns(evals)]
+    columns = key_columns(evals)
     share = test_share(evals)
     rows = []
     for variant, part in evals.groupby("variant", sort=False):
