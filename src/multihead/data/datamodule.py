@@ -119,6 +119,9 @@ class CohortDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
+        # the training order's generator: saved in checkpoints, so a resumed fit reshuffles
+        # exactly as an uninterrupted one would
+        self.shuffle = torch.Generator().manual_seed(shuffle_seed)
 
     def _rows(self, split: str) -> TensorRows:
         c = self.cohort
@@ -138,8 +141,7 @@ class CohortDataModule(pl.LightningDataModule):
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed
             )
         else:
-            generator = torch.Generator().manual_seed(self.shuffle_seed)
-            sampler = RandomSampler(rows, generator=generator)
+            sampler = RandomSampler(rows, generator=self.shuffle)
         return DataLoader(rows, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -170,6 +172,7 @@ class CohortDataModule(pl.LightningDataModule):
             # training targets: a loss fitted to them (class weights) is rebuilt the same
             "train_labels": c.labels[train].clone(),
             "train_values": c.values[train].clone(),
+            "shuffle_state": self.shuffle.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -187,6 +190,8 @@ class CohortDataModule(pl.LightningDataModule):
                 "task classes than the data this run prepared); evaluate it on the "
                 "data it was trained on, or use `python -m multihead.predict`"
             )
+        if state.get("shuffle_state") is not None:
+            self.shuffle.set_state(state["shuffle_state"])
 
     def split_frame(self) -> pd.DataFrame:
         """Which sample went where: saved with every run so splits can be audited. With

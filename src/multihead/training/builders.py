@@ -17,6 +17,7 @@ from multihead.models.network import build_network
 from multihead.models.weighting.base import TaskWeighting
 from multihead.training.loggers import build_loggers
 from multihead.training.module import MultiHeadModule
+from multihead.training.resume import RandomState
 
 
 def training_targets(cohort: PreparedCohort) -> dict[str, TaskTargets]:
@@ -65,6 +66,7 @@ def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModul
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(RandomState())  # a job resumed from a checkpoint draws as if never stopped
     loggers = build_loggers(cfg.get("logger"))
     return instantiate(
         cfg.trainer,
