@@ -16,6 +16,7 @@ from multihead.data.data_report import log_report
 from multihead.data.labels import LabelPolicy, continuous_targets, label_samples
 from multihead.data.lazy_rows import LazyRows
 from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
+from multihead.data.placement import DEVICE, HOST, DeviceBatches, resolve_placement
 from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import CrossValidation, cv_split, stratified_split
@@ -112,13 +113,19 @@ class CohortDataModule(pl.LightningDataModule):
     """Serves the prepared cohort; evaluation is unpadded on every number of processes."""
 
     def __init__(
-        self, cohort: PreparedCohort, batch_size: int, eval_batch_size: int, shuffle_seed: int
+        self,
+        cohort: PreparedCohort,
+        batch_size: int,
+        eval_batch_size: int,
+        shuffle_seed: int,
+        placement: str = HOST,
     ) -> None:
         super().__init__()
         self.cohort = cohort
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
+        self.placement = placement  # data.placement: auto, device or host (data/placement.py)
         # the training order's generator: saved in checkpoints, so a resumed fit reshuffles
         # exactly as an uninterrupted one would
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
@@ -133,9 +140,15 @@ class CohortDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader:
-        rows = self._rows("train")
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         rank, world = self._world()
+        c = self.cohort
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if resolve_placement(self.placement, c.features, device, world) == DEVICE:
+            tensors = {"x": c.features, "y": c.labels, "value": c.values}
+            train = torch.from_numpy(c.splits["train"])
+            return DeviceBatches(train, tensors, self.batch_size, self.shuffle, device)
+        rows = self._rows("train")
         if world > 1:
             sampler = DistributedSampler(
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed

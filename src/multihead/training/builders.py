@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from multihead.components import build_component
 from multihead.data.datamodule import CohortDataModule, PreparedCohort
+from multihead.data.placement import HOST
 from multihead.models.auto_size import resolve_auto
 from multihead.models.losses.base import TaskTargets
 from multihead.models.losses.multitask import MultiTaskLoss
@@ -60,7 +61,11 @@ def build_module(
 
 def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModule:
     return CohortDataModule(
-        cohort, int(cfg.data.batch_size), int(cfg.data.eval_batch_size), shuffle_seed=int(cfg.seed)
+        cohort,
+        int(cfg.data.batch_size),
+        int(cfg.data.eval_batch_size),
+        shuffle_seed=int(cfg.seed),
+        placement=str(cfg.data.get("placement", HOST)),
     )
 
 
