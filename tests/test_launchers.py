@@ -31,7 +31,8 @@ FACTS = ["seconds"]  # run facts that may differ between two runs of the same jo
 
 def test_threads_per_job_follow_the_launcher():
     assert parallel_jobs(-1, 16) == 16 and parallel_jobs(-2, 16) == 15
-    assert parallel_jobs(4, 16) == 4 and parallel_jobs(64, 16) == 16
+    assert parallel_jobs(4, 16) == 4 and parallel_jobs(64, 16) == 64
+    assert threads_per_job({**JOBLIB, "n_jobs": 2}, 1) == (1, "1 cores / 2 parallel jobs")
     assert threads_per_job({**JOBLIB, "n_jobs": 4}, 16) == (4, "16 cores / 4 parallel jobs")
     assert threads_per_job({**JOBLIB, "n_jobs": 3}, 16)[0] == 5
     assert threads_per_job({**JOBLIB, "n_jobs": -1}, 16)[0] == 1

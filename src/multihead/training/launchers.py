@@ -27,9 +27,9 @@ def available_cores() -> int:
 
 
 def parallel_jobs(n_jobs: int, cores: int) -> int:
-    """joblib's meaning of n_jobs: -1 is one job per core, -2 all cores but one, and so on."""
-    jobs = n_jobs if n_jobs > 0 else cores + 1 + n_jobs
-    return max(1, min(jobs, cores))
+    """joblib's meaning of n_jobs: -1 is one job per core, -2 all cores but one, and so on;
+    a positive n_jobs runs that many at once, even beyond the cores."""
+    return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
 
 
 def threads_per_job(launcher: Mapping[str, Any], cores: int) -> tuple[int, str] | None:
