@@ -14,6 +14,7 @@ import torch
 import multihead.training.run as run_module
 from multihead.data.datamodule import CohortDataModule, prepare_cohort
 from multihead.run_folder import LAST_CHECKPOINT, METRICS_FILE, REQUESTED_CONFIG_FILE
+from multihead.training.builders import build_module
 from multihead.training.resume import RandomState
 from multihead.training.run import train
 from tests.conftest import ROOT, SMALL, compose_config
@@ -81,6 +82,22 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, capsys)
     assert "already finished, skipped" in capsys.readouterr().out
     assert again == json.loads((out / METRICS_FILE).read_text())
     assert (out / METRICS_FILE).stat().st_mtime_ns == stamp
+
+
+def test_pcgrad_step_count_travels_in_the_checkpoint():
+    """PCGrad's projection order is seeded by its step count (with 3+ tasks the order
+    matters): the checkpoint carries it, so a resumed run continues the same orders."""
+    cfg = compose_config([*SMALL, "weighting=pcgrad"])
+    cohort = prepare_cohort(cfg.data)
+    trained = build_module(cfg, cohort, None)
+    trained.weighting.steps = 7
+    checkpoint: dict = {}
+    trained.on_save_checkpoint(checkpoint)
+    resumed = build_module(cfg, cohort, None)
+    assert resumed.weighting.steps == 0
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.weighting.steps == 7
+    assert resumed.weighting.counters() == trained.weighting.counters() == {"steps": 7}
 
 
 @pytest.mark.slow

@@ -116,6 +116,9 @@ class PCGradWeighting(TaskWeighting):
         assign_gradients(project_conflicting(grads, self.orders()), params)
         self.steps += 1
 
+    def counters(self) -> dict[str, int]:
+        return {"steps": self.steps}  # seeds the projection order: resumed runs continue it
+
     def epoch_values(self) -> dict[str, float]:
         out = super().epoch_values()
         if self.pairs:
