@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from multihead.reporting.runs import load_runs
+from multihead.training.hydra_callbacks import sweep_jobs
 from multihead.training.launchers import available_cores, parallel_jobs, threads_per_job
 from tests.report_sweep import ROOT, SWEEP_OVERRIDES
 
@@ -106,3 +107,15 @@ def test_submitit_local_sweep_summary_failures_and_report(tmp_path):
     logs = "".join(p.read_text() for p in (tmp_path / ".submitit").rglob("*_log.out"))
     assert THREADS.findall(logs) == [("1", "cpus_per_task=1")] * 4
     print(f"4-job sweep under submitit_local: {seconds:.1f} s")
+
+
+def test_the_summary_reads_the_sweeps_job_folders_from_disk(tmp_path):
+    for name in ("10_b", "2_a", "3_beyond_the_plan", "custom", ".submitit", "notes"):
+        (tmp_path / name).mkdir()
+    for name in ("10_b", "2_a", "3_beyond_the_plan", "custom"):
+        (tmp_path / name / ".hydra").mkdir()
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- head={name}\n")
+    found = sweep_jobs(tmp_path, planned=None)
+    assert [p.name for p, _ in found] == ["2_a", "3_beyond_the_plan", "10_b", "custom"]
+    assert found[0][1] == ["head=2_a"]
+    assert [p.name for p, _ in sweep_jobs(tmp_path, planned=3)] == ["2_a", "custom"]

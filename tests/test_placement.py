@@ -77,3 +77,15 @@ def test_device_and_host_placement_train_to_the_same_metrics(tmp_path):
     assert (tmp_path / "host" / "predictions.csv").read_text() == (
         tmp_path / "device" / "predictions.csv"
     ).read_text()
+
+
+def test_a_datamodule_pickles_with_its_shuffling_state(cohort):
+    """ddp_spawn pickles the data module: the generator's state travels with it."""
+    import pickle
+
+    module = CohortDataModule(cohort, 48, 256, shuffle_seed=5)
+    _ = list(module.train_dataloader())
+    copy = pickle.loads(pickle.dumps(module))
+    assert torch.equal(copy.shuffle.get_state(), module.shuffle.get_state())
+    fresh = pickle.loads(pickle.dumps(CohortDataModule(cohort, 48, 256, shuffle_seed=5)))
+    assert torch.equal(fresh.shuffle.get_state(), torch.Generator().manual_seed(5).get_state())

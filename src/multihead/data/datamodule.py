@@ -128,7 +128,29 @@ class CohortDataModule(pl.LightningDataModule):
         self.placement = placement  # data.placement: auto, device or host (data/placement.py)
         # the training order's generator: saved in checkpoints, so a resumed fit reshuffles
         # exactly as an uninterrupted one would
-        self.shuffle = torch.Generator().manual_seed(shuffle_seed)
+        self._shuffle: torch.Generator | None = None  # made on first use
+
+    @property
+    def shuffle(self) -> torch.Generator:
+        if self._shuffle is None:
+            self._shuffle = torch.Generator().manual_seed(self.shuffle_seed)
+        return self._shuffle
+
+    def __getstate__(self) -> dict:
+        """ddp_spawn pickles the data module, and a torch.Generator fails there (its shared
+        state cannot be rebuilt): it travels as its state's bytes."""
+        state = self.__dict__.copy()
+        if self._shuffle is not None:
+            state["_shuffle"] = bytes(self._shuffle.get_state().numpy())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        saved = state.get("_shuffle")
+        if isinstance(saved, bytes):
+            generator = torch.Generator()
+            generator.set_state(torch.frombuffer(bytearray(saved), dtype=torch.uint8))
+            state["_shuffle"] = generator
+        self.__dict__.update(state)
 
     def _rows(self, split: str) -> TensorRows:
         c = self.cohort

@@ -84,16 +84,18 @@ def sweep_jobs(sweep_dir: Path, planned: int | None) -> list[tuple[Path, list[st
     """The sweep's job folders on disk, in job-number order, with the overrides Hydra saved
     in each. Read from disk, not collected as jobs end: under joblib or submitit each job
     ends in another process, and only the folders are shared. With a known plan, folders
-    numbered beyond it (left by an earlier sweep in the same folder) are not this sweep's."""
+    numbered beyond it (left by an earlier sweep in the same folder) are not this sweep's.
+    A `hydra.sweep.subdir` without the job number puts unnumbered folders last, by name."""
     jobs = []
     for path in sorted(sweep_dir.iterdir()) if sweep_dir.is_dir() else []:
+        if not is_job_dir(path):
+            continue
         match = JOB_NUMBER.match(path.name)
-        if not match or not is_job_dir(path):
+        number = int(match.group(1)) if match else None
+        if planned is not None and number is not None and number >= planned:
             continue
-        if planned is not None and int(match.group(1)) >= planned:
-            continue
-        jobs.append((int(match.group(1)), path))
-    return [(path, job_overrides(path)) for _, path in sorted(jobs)]
+        jobs.append((number is None, number or 0, path.name, path))
+    return [(path, job_overrides(path)) for *_, path in sorted(jobs)]
 
 
 class SweepSummary(Callback):
