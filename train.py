@@ -1,12 +1,16 @@
 """Train and compare heads and losses: `python train.py -m head=fused,split loss=bce,ce`."""
 
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+# conf/hydra/launcher/{joblib,submitit_local}.yaml set the launcher plugins' options under
+# their own names; Hydra 1.3 validates them against the plugins' schemas and says so each run
+warnings.filterwarnings("ignore", message="(?s).*validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -8,6 +8,7 @@ A job folder (`outputs/runs/DATE/` or `outputs/multirun/DATE/N_overrides/`) hold
 | file | written | what |
 |---|---|---|
 | `config.yaml` | before training | the resolved config |
+| `requested_config.yaml` | before training | the config before `auto` values (resume key) |
 | `splits.csv` | before training | sample id -> train/val/test |
 | `data_report.json` | before training | what loading dropped, masked, clipped or imputed |
 | `informative_features.json` | before training | the planted genes (built-in cohort only) |
@@ -19,9 +20,12 @@ A job folder (`outputs/runs/DATE/` or `outputs/multirun/DATE/N_overrides/`) hold
 | `attributions_summary.csv` (sweep folder) | `multihead.explain` | their stability |
 | `csv/metrics.csv` | during training | per-epoch history (CSV logger) |
 | `checkpoints/best.ckpt` | during training | the best checkpoint |
+| `checkpoints/last.ckpt` | during training | the latest epoch (an interrupted job resumes) |
 
 JSON files are written atomically (a temporary file renamed into place), so a reader never
-sees half a file, even while a sweep is still running.
+sees half a file, even while a sweep is still running. `metrics.json` is written twice: the
+test scalars after testing, then the full record with the run facts; only the full record
+(`FINISHED_FACT` present) marks a finished job.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from multihead.metrics.names import JOINT
 METRICS_FILE = "metrics.json"
 FAILED_FILE = "failed.json"
 CONFIG_FILE = "config.yaml"
+REQUESTED_CONFIG_FILE = "requested_config.yaml"  # the config before `auto` values: resume key
 SPLITS_FILE = "splits.csv"
 DATA_REPORT_FILE = "data_report.json"
 INFORMATIVE_FILE = "informative_features.json"
@@ -51,6 +56,7 @@ TUNING_TRIALS_FILE = "tuning_trials.csv"  # tune=optuna: one row per trial
 HISTORY_FILE = "csv/metrics.csv"
 CHECKPOINT_DIR = "checkpoints"  # = callbacks.checkpoint.dirpath in conf/callbacks/default.yaml
 BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.ckpt"  # filename: best
+LAST_CHECKPOINT = f"{CHECKPOINT_DIR}/last.ckpt"  # save_last: true (Lightning's own name)
 HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 SWEEP_SUMMARY_FILE = "sweep_summary.csv"
@@ -66,6 +72,7 @@ RUN_FACTS = (
     "num_parameters",
     "n_test",
 )
+FINISHED_FACT = "seconds"  # written last, with the full record: its presence = finished
 SPLIT_SIZES = ("train", "val", "test")
 #: data keys that do not change which samples and features a split holds (the replicate's
 #: own keys, and how batches are cut)
@@ -129,6 +136,19 @@ def write_failure(job_dir: Path, error: str, traceback: str | None = None) -> No
     write_json(Path(job_dir) / FAILED_FILE, payload)
 
 
+def clear_results(job_dir: Path) -> None:
+    """A job that (re)starts drops the result files of an earlier attempt, so a kill later
+    never leaves an old result that looks like this attempt's."""
+    for name in (METRICS_FILE, FAILED_FILE):
+        (Path(job_dir) / name).unlink(missing_ok=True)
+
+
+def write_requested_config(job_dir: Path, requested: Mapping) -> None:
+    write_text(
+        Path(job_dir) / REQUESTED_CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(dict(requested)))
+    )
+
+
 def write_inputs(
     job_dir: Path,
     cfg: DictConfig,
@@ -151,6 +171,30 @@ def write_inputs(
 def read_metrics(job_dir: str | Path) -> dict | None:
     path = Path(job_dir) / METRICS_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_requested_config(job_dir: str | Path) -> dict | None:
+    """The config the job was asked to run (None: no such file, e.g. an older job)."""
+    path = Path(job_dir) / REQUESTED_CONFIG_FILE
+    if not path.exists():
+        return None
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def is_finished(job_dir: str | Path) -> bool:
+    """metrics.json holds the full record (not only the test scalars written before it)."""
+    path = Path(job_dir) / METRICS_FILE
+    if not path.exists():
+        return False
+    try:
+        return FINISHED_FACT in json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+
+
+def last_checkpoint(job_dir: str | Path) -> Path | None:
+    path = Path(job_dir) / LAST_CHECKPOINT
+    return path if path.exists() else None
 
 
 def read_informative(job_dir: str | Path) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from multihead.data.data_report import log_report
 from multihead.data.labels import LabelPolicy, continuous_targets, label_samples
 from multihead.data.lazy_rows import LazyRows
 from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
+from multihead.data.placement import DEVICE, HOST, DeviceBatches, resolve_placement
 from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import CrossValidation, cv_split, stratified_split
@@ -112,13 +113,44 @@ class CohortDataModule(pl.LightningDataModule):
     """Serves the prepared cohort; evaluation is unpadded on every number of processes."""
 
     def __init__(
-        self, cohort: PreparedCohort, batch_size: int, eval_batch_size: int, shuffle_seed: int
+        self,
+        cohort: PreparedCohort,
+        batch_size: int,
+        eval_batch_size: int,
+        shuffle_seed: int,
+        placement: str = HOST,
     ) -> None:
         super().__init__()
         self.cohort = cohort
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
+        self.placement = placement  # data.placement: auto, device or host (data/placement.py)
+        # the training order's generator: saved in checkpoints, so a resumed fit reshuffles
+        # exactly as an uninterrupted one would
+        self._shuffle: torch.Generator | None = None  # made on first use
+
+    @property
+    def shuffle(self) -> torch.Generator:
+        if self._shuffle is None:
+            self._shuffle = torch.Generator().manual_seed(self.shuffle_seed)
+        return self._shuffle
+
+    def __getstate__(self) -> dict:
+        """ddp_spawn pickles the data module, and a torch.Generator fails there (its shared
+        state cannot be rebuilt): it travels as its state's bytes."""
+        state = self.__dict__.copy()
+        if self._shuffle is not None:
+            state["_shuffle"] = bytes(self._shuffle.get_state().numpy())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        saved = state.get("_shuffle")
+        if isinstance(saved, bytes):
+            generator = torch.Generator()
+            generator.set_state(torch.frombuffer(bytearray(saved), dtype=torch.uint8))
+            state["_shuffle"] = generator
+        self.__dict__.update(state)
 
     def _rows(self, split: str) -> TensorRows:
         c = self.cohort
@@ -130,16 +162,21 @@ class CohortDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader:
-        rows = self._rows("train")
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         rank, world = self._world()
+        c = self.cohort
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if resolve_placement(self.placement, c.features, device, world) == DEVICE:
+            tensors = {"x": c.features, "y": c.labels, "value": c.values}
+            train = torch.from_numpy(c.splits["train"])
+            return DeviceBatches(train, tensors, self.batch_size, self.shuffle, device)
+        rows = self._rows("train")
         if world > 1:
             sampler = DistributedSampler(
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed
             )
         else:
-            generator = torch.Generator().manual_seed(self.shuffle_seed)
-            sampler = RandomSampler(rows, generator=generator)
+            sampler = RandomSampler(rows, generator=self.shuffle)
         return DataLoader(rows, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -170,6 +207,7 @@ class CohortDataModule(pl.LightningDataModule):
             # training targets: a loss fitted to them (class weights) is rebuilt the same
             "train_labels": c.labels[train].clone(),
             "train_values": c.values[train].clone(),
+            "shuffle_state": self.shuffle.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -187,6 +225,8 @@ class CohortDataModule(pl.LightningDataModule):
                 "task classes than the data this run prepared); evaluate it on the "
                 "data it was trained on, or use `python -m multihead.predict`"
             )
+        if state.get("shuffle_state") is not None:
+            self.shuffle.set_state(state["shuffle_state"])
 
     def split_frame(self) -> pd.DataFrame:
         """Which sample went where: saved with every run so splits can be audited. With

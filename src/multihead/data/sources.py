@@ -124,6 +124,7 @@ NOT_LOADING_KEYS = frozenset(
         "test_fraction",
         "batch_size",
         "eval_batch_size",
+        "placement",
         "labels",
         "preprocess",
         "tasks",

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from multihead.components import build_component
 from multihead.data.datamodule import CohortDataModule, PreparedCohort
+from multihead.data.placement import HOST
 from multihead.models.auto_size import resolve_auto
 from multihead.models.losses.base import TaskTargets
 from multihead.models.losses.multitask import MultiTaskLoss
@@ -17,6 +18,7 @@ from multihead.models.network import build_network
 from multihead.models.weighting.base import TaskWeighting
 from multihead.training.loggers import build_loggers
 from multihead.training.module import MultiHeadModule
+from multihead.training.resume import RandomState
 
 
 def training_targets(cohort: PreparedCohort) -> dict[str, TaskTargets]:
@@ -59,12 +61,17 @@ def build_module(
 
 def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModule:
     return CohortDataModule(
-        cohort, int(cfg.data.batch_size), int(cfg.data.eval_batch_size), shuffle_seed=int(cfg.seed)
+        cohort,
+        int(cfg.data.batch_size),
+        int(cfg.data.eval_batch_size),
+        shuffle_seed=int(cfg.seed),
+        placement=str(cfg.data.get("placement", HOST)),
     )
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(RandomState())  # a job resumed from a checkpoint draws as if never stopped
     loggers = build_loggers(cfg.get("logger"))
     return instantiate(
         cfg.trainer,

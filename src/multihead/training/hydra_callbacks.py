@@ -25,8 +25,11 @@ from multihead.metrics.names import JOINT, KEY_METRICS
 from multihead.reporting.tables import sweep_table, wide_console
 from multihead.run_folder import (
     FAILED_FILE,
+    JOB_NUMBER,
     OK,
     SWEEP_SUMMARY_FILE,
+    is_job_dir,
+    job_overrides,
     load_run,
     planned_overrides,
     write_failure,
@@ -77,30 +80,46 @@ def job_row(job_dir: Path, overrides: list[str]) -> dict[str, Any]:
     return row
 
 
-class SweepSummary(Callback):
-    """Collects each job's folder as it ends, prints and saves the comparison table."""
+def sweep_jobs(sweep_dir: Path, planned: int | None) -> list[tuple[Path, list[str]]]:
+    """The sweep's job folders on disk, in job-number order, with the overrides Hydra saved
+    in each. Read from disk, not collected as jobs end: under joblib or submitit each job
+    ends in another process, and only the folders are shared. With a known plan, folders
+    numbered beyond it (left by an earlier sweep in the same folder) are not this sweep's.
+    A `hydra.sweep.subdir` without the job number puts unnumbered folders last, by name."""
+    jobs = []
+    for path in sorted(sweep_dir.iterdir()) if sweep_dir.is_dir() else []:
+        if not is_job_dir(path):
+            continue
+        match = JOB_NUMBER.match(path.name)
+        number = int(match.group(1)) if match else None
+        if planned is not None and number is not None and number >= planned:
+            continue
+        jobs.append((number is None, number or 0, path.name, path))
+    return [(path, job_overrides(path)) for *_, path in sorted(jobs)]
 
-    def __init__(self) -> None:
-        self.jobs: list[tuple[Path, list[str]]] = []
+
+class SweepSummary(Callback):
+    """Records a failed job in its folder as it ends (in the job's process), then reads every
+    job folder back and prints and saves the comparison table (in the launching process)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         job_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED and not (job_dir / FAILED_FILE).exists():
             error = job_return._return_value
             write_failure(job_dir, f"{type(error).__name__}: {error}")
-        self.jobs.append((job_dir, list(job_return.overrides)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.jobs:
-            return
-        frame = pd.DataFrame([job_row(d, o) for d, o in self.jobs])
         sweep_dir = Path(config.hydra.sweep.dir)
+        planned = planned_overrides(config.hydra)
+        jobs = sweep_jobs(sweep_dir, None if planned is None else len(planned))
+        if not jobs:
+            return
+        frame = pd.DataFrame([job_row(d, o) for d, o in jobs])
         frame.to_csv(sweep_dir / SWEEP_SUMMARY_FILE, index=False)
         wide_console(160).print(
             sweep_table(frame, f"sweep summary: {len(frame)} jobs ({sweep_dir})")
         )
         failed = int((frame["status"] != "ok").sum())
-        self.jobs = []
         command = escape(f"python -m multihead.report {sweep_dir}")
         Console(soft_wrap=True).print(
             f"means, intervals and paired tests over seeds: [bold]{command}[/bold]"

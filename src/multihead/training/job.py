@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from multihead.errors import MultiheadError, exit_with_message, full_error_wanted
 from multihead.run_folder import FAILED_FILE, write_failure
+from multihead.training.launchers import set_job_threads
 from multihead.training.loggers import finish_wandb
 from multihead.training.run import train
 
@@ -41,6 +42,8 @@ def run_job(cfg: DictConfig) -> dict | None:
     on; a single run stops: a project error (bad config or data) as one line and exit status
     2, anything else (a bug) with its traceback."""
     quiet_lightning()
+    if in_multirun():
+        set_job_threads(HydraConfig.get().launcher)
     try:
         return train(cfg)
     except Exception as err:

@@ -16,6 +16,8 @@ from multihead.models.network import count_parameters
 from multihead.models.weighting.base import TaskWeighting
 from multihead.tasks import TaskLayout
 
+WEIGHTING_COUNTERS = "weighting_counters"  # checkpoint key: e.g. PCGrad's step count
+
 
 class MultiHeadModule(pl.LightningModule):
     """A gradient weighting (`weighting.manual`, e.g. pcgrad) runs with manual optimization:
@@ -76,6 +78,12 @@ class MultiHeadModule(pl.LightningModule):
         process's module: after a ddp_spawn fit the main process holds the last epoch's."""
         state = torch.load(checkpoint, map_location=self.device, weights_only=True)
         self.load_state_dict(state["state_dict"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[WEIGHTING_COUNTERS] = self.weighting.counters()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.weighting.load_counters(checkpoint.get(WEIGHTING_COUNTERS) or {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -14,6 +14,7 @@ from multihead.data.datamodule import prepare_cohort
 from multihead.metrics.collapse import add_head_warnings
 from multihead.reporting.tables import print_run_table
 from multihead.run_folder import (
+    FINISHED_FACT,
     HISTORY_FILE,
     confusion_tasks,
     read_confusion,
@@ -23,6 +24,7 @@ from multihead.run_folder import (
 )
 from multihead.training.builders import build_datamodule, build_module, build_trainer
 from multihead.training.plan import plan_training
+from multihead.training.resume import JobStart
 from multihead.training.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -63,15 +65,19 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.resolve(cfg)  # spawned DDP workers have no Hydra context to resolve `${hydra:..}`
     validate_config(cfg)
     started = time.perf_counter()
+    out = Path(cfg.paths.output_dir)
+    start = JobStart(out, cfg)  # the folder may hold this job finished, or interrupted
+    if start.finished is not None:
+        print(f"already finished, skipped: {out}", flush=True)
+        return start.finished
     plan = plan_training(cfg, prepare_cohort(cfg.data))  # batch size, features, step budget
     cohort = plan.cohort
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    start.begin()  # the folder, its requested config; an earlier attempt's results dropped
     module = build_module(cfg, cohort, output_dir=str(out))
     datamodule = build_datamodule(cfg, cohort)
     trainer = build_trainer(cfg, out)
     write_inputs(out, cfg, datamodule.split_frame(), cohort.report, cohort.informative)
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=start.checkpoint)
     plan.fitted(trainer)  # steps taken and why it stopped, before testing reloads callbacks
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     with epoch_history_kept(out):
@@ -91,7 +97,7 @@ def train(cfg: DictConfig) -> dict:
             "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
             "epochs_trained": int(trainer.current_epoch),
             **plan.results(),
-            "seconds": round(time.perf_counter() - started, 2),
+            FINISHED_FACT: round(time.perf_counter() - started, 2),  # seconds, written last
         }
     )
     confusions = {t: read_confusion(out, t).to_numpy() for t in confusion_tasks(out)}

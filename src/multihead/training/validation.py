@@ -6,6 +6,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multihead.components import build_component, component_args, component_class
+from multihead.data.placement import HOST, check_placement
 from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
 from multihead.tasks import Task, tasks_from_config
@@ -87,6 +88,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_budget_and_seeds(cfg)
     _require_int(cfg, "data.batch_size", 1)
     _require_int(cfg, "data.eval_batch_size", 1)
+    check_placement(cfg.data.get("placement", HOST))
     for group in ("head", "loss", "weighting"):
         if group not in cfg or "_target_" not in cfg[group]:
             raise ConfigError(f"{group}: the config has no _target_ (which class builds it)")

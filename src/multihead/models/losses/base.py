@@ -12,8 +12,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from multihead.data.labels import MISSING
 from multihead.errors import ConfigError
 from multihead.tasks import Task
+
+
+def known_class(target: torch.Tensor) -> torch.Tensor:
+    """`target` with MISSING replaced by class 0: a valid index for samples whose weight is 0."""
+    return target.clamp_min(0)
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,19 @@ class TaskLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of weighted per-sample losses, sum of the weights) over labelled samples only.
 
-        Returned apart so the caller decides the mean (per task, or pooled over tasks). The sum
-        must stay connected to `z` even for an empty batch: DDP needs every output in the graph.
+        `target` may hold MISSING (-1): those samples get weight 0 (`sample_weight`) and a
+        stand-in class (`known_class`), so no row is dropped by a boolean mask, which would
+        force a device->host sync to learn the number of rows. Returned apart so the caller
+        decides the mean (per task, or pooled over tasks). The sum must stay connected to `z`
+        even for an empty batch: DDP needs every output in the graph.
         """
         raise NotImplementedError
 
     def sample_weight(self, target: torch.Tensor) -> torch.Tensor:
-        """Per-sample weight from the true class (1 unless class weights were asked for)."""
-        return self.class_weight[target]
+        """Per-sample weight from the true class (1 unless class weights were asked for);
+        0 for a sample without a label."""
+        weight = self.class_weight[known_class(target)]
+        return torch.where(target != MISSING, weight, torch.zeros_like(weight))
 
     def probabilities(self, z: torch.Tensor) -> torch.Tensor | None:
         """Class probabilities (batch, classes) summing to 1, or None when there are none."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from multihead.models.losses.base import TaskLoss
+from multihead.models.losses.base import TaskLoss, known_class
 
 
 class BinaryCrossEntropyLoss(TaskLoss):
@@ -21,7 +21,9 @@ class BinaryCrossEntropyLoss(TaskLoss):
     pooled = True
 
     def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
-        one_hot = F.one_hot(target, z.shape[1]).to(z.dtype)
+        # F.one_hot would read the largest label on the host; a comparison stays on the device
+        classes = torch.arange(z.shape[1], device=z.device)
+        one_hot = (known_class(target)[:, None] == classes).to(z.dtype)
         elementwise = F.binary_cross_entropy_with_logits(z, one_hot, reduction="none")
         weight = self.sample_weight(target)
         # every output of a sample counts once in the mean: its weight times the output count

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from multihead.models.losses.base import TaskLoss
+from multihead.models.losses.base import TaskLoss, known_class
 
 
 class CrossEntropyLoss(TaskLoss):
@@ -13,7 +13,7 @@ class CrossEntropyLoss(TaskLoss):
 
     def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
         weight = self.sample_weight(target)
-        nll = F.cross_entropy(z, target, reduction="none")
+        nll = F.cross_entropy(z, known_class(target), reduction="none")
         return (weight * nll).sum(), weight.sum()
 
     def probabilities(self, z: torch.Tensor) -> torch.Tensor:

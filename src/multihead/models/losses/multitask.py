@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from multihead.data.labels import MISSING
 from multihead.errors import ConfigError
 from multihead.models.losses.base import TaskLoss, TaskTargets
 from multihead.models.losses.class_weights import balanced_class_weights, check_class_weights
@@ -159,9 +158,9 @@ class MultiTaskLoss(nn.Module):
             values = torch.full(labels.shape, float("nan"), device=labels.device)
         sums, weights = {}, {}
         for j, (loss, z) in enumerate(self._slices(logits)):
-            keep = labels[:, j] != MISSING
+            # unlabelled samples (MISSING) weigh 0 inside `terms`: no boolean mask, no sync
             sums[loss.task.name], weights[loss.task.name] = loss.terms(
-                z[keep], labels[keep, j], values[keep, j]
+                z, labels[:, j], values[:, j]
             )
         pooled = [n for n, loss in self.losses.items() if loss.pooled]
         pooled_weight = torch.stack([weights[n] for n in pooled]).sum() if pooled else None

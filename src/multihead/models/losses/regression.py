@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from multihead.errors import ConfigError, DataError
-from multihead.models.losses.base import TaskLoss, TaskTargets
+from multihead.models.losses.base import TaskLoss, TaskTargets, known_class
 from multihead.tasks import Task
 
 KINDS = ("huber", "mse")
@@ -41,7 +41,8 @@ class RegressionLoss(TaskLoss):
         if targets is None:
             raise ValueError("regression needs the training targets to standardise years")
         self.register_buffer("edges", torch.tensor(task.edges, dtype=torch.float32))
-        years = self.true_years(targets.labels, targets.values)
+        labelled = targets.labels >= 0
+        years = self.true_years(targets.labels[labelled], targets.values[labelled])
         if years.numel() == 0:
             raise DataError(
                 f"task {task.name!r}: no labelled training sample to standardise "
@@ -67,11 +68,11 @@ class RegressionLoss(TaskLoss):
         return 1
 
     def true_years(self, target: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """Raw years of labelled samples; the bin midpoint where the raw value is unknown."""
-        keep = target >= 0
-        target, value = target[keep], value[keep].float()
+        """Raw years per sample; the bin midpoint where the raw value is unknown (for an
+        unlabelled sample, whose weight is 0, the first bin's midpoint: any finite stand-in)."""
+        value = value.float()
         midpoints = (self.edges[:-1] + self.edges[1:]) / 2
-        return torch.where(torch.isnan(value), midpoints[target], value)
+        return torch.where(torch.isnan(value), midpoints[known_class(target)], value)
 
     def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
         standardised = (self.true_years(target, value) - self.center) / self.scale

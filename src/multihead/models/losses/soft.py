@@ -13,7 +13,7 @@ import math
 import torch
 
 from multihead.errors import ConfigError
-from multihead.models.losses.base import TaskLoss
+from multihead.models.losses.base import TaskLoss, known_class
 from multihead.tasks import Task
 
 
@@ -44,7 +44,7 @@ class SoftLabelLoss(TaskLoss):
             )
 
     def terms(self, z: torch.Tensor, target: torch.Tensor, value: torch.Tensor):
-        q = gaussian_targets(target, z.shape[1], self.sigma).to(z.dtype)
+        q = gaussian_targets(known_class(target), z.shape[1], self.sigma).to(z.dtype)
         log_p = torch.log_softmax(z, dim=1)
         kl = (torch.xlogy(q, q) - q * log_p).sum(dim=1)
         weight = self.sample_weight(target)

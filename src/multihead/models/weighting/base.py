@@ -44,6 +44,15 @@ class TaskWeighting(nn.Module):
         """Values logged once per epoch (`weighting/<key>`); resets any per-epoch counters."""
         return {f"{name}/weight": w for name, w in self.task_weights().items()}
 
+    def counters(self) -> dict[str, int]:
+        """Plain counters the weighting keeps outside its parameters (saved in checkpoints,
+        so a resumed run continues them)."""
+        return {}
+
+    def load_counters(self, counters: Mapping[str, int]) -> None:
+        for name, value in counters.items():
+            setattr(self, name, int(value))
+
     def set_gradients(
         self,
         parts: Mapping[str, torch.Tensor],

@@ -43,22 +43,35 @@ def task_gradients(losses: Sequence[torch.Tensor], params: Sequence[nn.Parameter
 def project_conflicting(grads: torch.Tensor, orders: Sequence[Sequence[int]]) -> torch.Tensor:
     """Sum over tasks of each task's gradient projected off the ones it conflicts with.
 
-    `orders[i]` lists the other tasks in the order task i is projected against them.
+    `orders[i]` lists the other tasks in the order task i is projected against them. The
+    test `dot < 0` stays on the device (`torch.where`), so no step waits for the host: a
+    gradient that does not conflict is moved by exactly 0.
     """
-    projected = grads.clone()
+    squared_norms = [grads[j].square().sum() for j in range(grads.shape[0])]
+    rows = []
     for i, order in enumerate(orders):
+        row = grads[i].clone()
         for j in order:
-            dot = projected[i] @ grads[j]
-            if dot < 0:
-                projected[i] -= dot / grads[j].square().sum() * grads[j]
-    return projected.sum(dim=0)
+            dot = row @ grads[j]
+            scale = torch.where(dot < 0, dot / squared_norms[j], torch.zeros_like(dot))
+            row = row - scale * grads[j]
+        rows.append(row)
+    return torch.stack(rows).sum(dim=0)
+
+
+def conflict_count(grads: torch.Tensor) -> torch.Tensor:
+    """Number of task pairs whose gradients conflict, before any projection (on the device)."""
+    gram = grads @ grads.T
+    return (torch.triu(gram, diagonal=1) < 0).sum()
+
+
+def pair_count(tasks: int) -> int:
+    return tasks * (tasks - 1) // 2
 
 
 def conflicting_pairs(grads: torch.Tensor) -> tuple[int, int]:
     """(pairs of tasks whose gradients conflict, all pairs) before any projection."""
-    gram = grads @ grads.T
-    upper = torch.triu(torch.ones_like(gram, dtype=torch.bool), diagonal=1)
-    return int((gram[upper] < 0).sum()), int(upper.sum())
+    return int(conflict_count(grads)), pair_count(grads.shape[0])
 
 
 def assign_gradients(flat: torch.Tensor, params: Sequence[nn.Parameter]) -> None:
@@ -76,7 +89,7 @@ class PCGradWeighting(TaskWeighting):
         super().__init__(likelihoods)
         self.seed = int(seed)
         self.steps = 0
-        self.conflicts = 0
+        self.conflicts: torch.Tensor | int = 0  # a device tensor while an epoch runs
         self.pairs = 0
 
     def orders(self) -> list[list[int]]:
@@ -87,7 +100,8 @@ class PCGradWeighting(TaskWeighting):
         out = []
         for i in range(n):
             others = [j for j in range(n) if j != i]
-            out.append([others[k] for k in torch.randperm(len(others), generator=generator)])
+            ranks = torch.randperm(len(others), generator=generator).tolist()
+            out.append([others[k] for k in ranks])
         return out
 
     def set_gradients(
@@ -97,15 +111,17 @@ class PCGradWeighting(TaskWeighting):
         reduce: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
         grads = reduce(task_gradients([parts[n] for n in self.task_names], params))
-        conflicts, pairs = conflicting_pairs(grads)
-        self.conflicts += conflicts
-        self.pairs += pairs
+        self.conflicts = self.conflicts + conflict_count(grads)  # summed on the device
+        self.pairs += pair_count(grads.shape[0])
         assign_gradients(project_conflicting(grads, self.orders()), params)
         self.steps += 1
+
+    def counters(self) -> dict[str, int]:
+        return {"steps": self.steps}  # seeds the projection order: resumed runs continue it
 
     def epoch_values(self) -> dict[str, float]:
         out = super().epoch_values()
         if self.pairs:
-            out["conflict_rate"] = self.conflicts / self.pairs
+            out["conflict_rate"] = float(self.conflicts) / self.pairs  # one sync per epoch
         self.conflicts = self.pairs = 0
         return out

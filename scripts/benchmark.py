@@ -1,0 +1,185 @@
+"""The project's fit against a raw PyTorch loop doing the same work (a script, not a test).
+
+    python scripts/benchmark.py                                  # built-in cohort, CPU
+    python scripts/benchmark.py --device cuda --features 20000 --batch 512 --samples 20000
+
+Both train the same network (same initial weights, loss, task weighting and optimizer) on the
+same prepared cohort, with the same batch size and number of epochs, compute the validation
+loss after every epoch and keep the best weights. The raw loop holds the training rows as one
+tensor on the device and draws batches there; the project's fit is `trainer.fit` as a job
+runs it (its DataLoader or `data.placement`, checkpoint callback, logging). Printed:
+
+  steps      the training part of every epoch (batches, forward, backward, optimizer step),
+             validation and checkpointing left out: samples/s and ratio project / raw
+  whole fit  `trainer.fit` against the whole raw loop, validation and best weights included
+
+A ratio is the project's throughput over the raw loop's (1.0 = as fast as raw PyTorch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+
+from multihead.data.datamodule import prepare_cohort
+from multihead.training.builders import build_datamodule, build_module, build_trainer
+from multihead.training.job import quiet_lightning
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "callbacks.progress=null"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--features", type=int, default=None, help="genes (default: config's)")
+    parser.add_argument("--samples", type=int, default=None, help="samples (default: config's)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: config's)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--placement", choices=("auto", "device", "host"), default="auto")
+    parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. head=split")
+    return parser.parse_args()
+
+
+def config(args: argparse.Namespace, out: Path):
+    overrides = [
+        *QUIET,
+        f"paths.output_dir={out}",
+        "callbacks.early_stopping=null",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        f"data.placement={args.placement}",
+        "budget.min_steps=null",
+        "budget.patience_steps=null",
+        "budget.val_every_steps=null",
+        *args.overrides,
+    ]
+    if args.features:
+        overrides.append(f"data.synthetic.n_features={args.features}")
+    if args.samples:
+        overrides.append(f"data.synthetic.n_samples={args.samples}")
+    if args.batch:
+        overrides.append(f"data.batch_size={args.batch}")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepClock(pl.Callback):
+    """Seconds from each training epoch's start to its validation (or its end)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.started: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        synchronize(pl_module.device)
+        self.started = time.perf_counter()
+
+    def _stop(self, pl_module) -> None:
+        if self.started is not None:
+            synchronize(pl_module.device)
+            self.seconds += time.perf_counter() - self.started
+            self.started = None
+
+    def on_validation_start(self, trainer, pl_module):
+        self._stop(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._stop(pl_module)
+
+
+def project_fit(cfg, cohort, out: Path) -> tuple[float, float]:
+    module = build_module(cfg, cohort, output_dir=None)
+    datamodule = build_datamodule(cfg, cohort)
+    trainer = build_trainer(cfg, out)
+    clock = StepClock()
+    trainer.callbacks.insert(0, clock)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    synchronize(module.device)
+    return clock.seconds, time.perf_counter() - started
+
+
+def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
+    """The same work in plain PyTorch: data on the device, batches drawn there."""
+    module = build_module(cfg, cohort, output_dir=None).to(device)  # same seed, same weights
+    net, loss_fn, weighting = module.net, module.loss_fn, module.weighting
+    optimizer = module.configure_optimizers()
+    train = torch.from_numpy(cohort.splits["train"])
+    val = torch.from_numpy(cohort.splits["val"])
+    x, y, v = (t[train].to(device) for t in (cohort.features, cohort.labels, cohort.values))
+    vx, vy, vv = (t[val].to(device) for t in (cohort.features, cohort.labels, cohort.values))
+    batch, eval_batch = int(cfg.data.batch_size), int(cfg.data.eval_batch_size)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    best, best_state, step_seconds = float("inf"), None, 0.0
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(int(cfg.trainer.max_epochs)):
+        epoch_start = time.perf_counter()
+        module.train()
+        order = torch.randperm(len(x), generator=generator).to(device)
+        for first in range(0, len(x), batch):
+            rows = order[first : first + batch]
+            _, parts = loss_fn(net(x[rows]), y[rows], v[rows])
+            objective = weighting(parts)
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+        synchronize(device)
+        step_seconds += time.perf_counter() - epoch_start
+        module.eval()
+        with torch.no_grad():
+            total = torch.zeros((), device=device)
+            for first in range(0, len(vx), eval_batch):
+                end = first + eval_batch
+                _, parts = loss_fn(net(vx[first:end]), vy[first:end], vv[first:end])
+                total += weighting.selection_loss(parts) * len(vx[first:end])
+            loss = float(total) / len(vx)
+        if loss < best:
+            best, best_state = loss, copy.deepcopy(module.state_dict())
+    module.load_state_dict(best_state)
+    synchronize(device)
+    return step_seconds, time.perf_counter() - started
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_lightning()
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as out:
+        cfg = config(args, Path(out))
+        cohort = prepare_cohort(cfg.data)
+        raw_fit(cfg, cohort, device)  # warm-up: first-call allocations and kernel choices
+        ours_steps, ours_fit = project_fit(cfg, cohort, Path(out))
+        raw_steps, raw_whole = raw_fit(cfg, cohort, device)
+    n_train, epochs = len(cohort.splits["train"]), int(cfg.trainer.max_epochs)
+    samples = n_train * epochs
+    print(
+        f"cohort: {n_train} training samples x {cohort.num_features} features, batch "
+        f"{cfg.data.batch_size}, {epochs} epochs, device {device}, "
+        f"torch threads {torch.get_num_threads()}, placement {args.placement}"
+    )
+    print(f"{'':10} {'project':>16} {'raw PyTorch':>16} {'ratio':>7}")
+    for name, ours, raw in (("steps", ours_steps, raw_steps), ("whole fit", ours_fit, raw_whole)):
+        print(
+            f"{name:10} {samples / ours:>10,.0f} smp/s {samples / raw:>10,.0f} smp/s "
+            f"{raw / ours:>7.2f}   ({ours:.2f} s vs {raw:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`data.placement`: the training matrix on the device (batches drawn there, no DataLoader)
+or on the host (DataLoader) gives the same batches and the same results for the same seed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from multihead.data.datamodule import CohortDataModule, prepare_cohort
+from multihead.data.placement import DeviceBatches, resolve_placement
+from multihead.errors import ConfigError
+from multihead.training.run import train
+from multihead.training.validation import validate_config
+from tests.conftest import SMALL, compose_config
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return prepare_cohort(compose_config(SMALL).data)
+
+
+def epochs(loader, n: int) -> list[list[dict[str, torch.Tensor]]]:
+    return [list(loader) for _ in range(n)]
+
+
+def test_device_batches_are_the_dataloaders_batches(cohort):
+    host = CohortDataModule(cohort, 48, 256, shuffle_seed=5, placement="host")
+    device = CohortDataModule(cohort, 48, 256, shuffle_seed=5, placement="device")
+    host_loader, device_loader = host.train_dataloader(), device.train_dataloader()
+    assert isinstance(device_loader, DeviceBatches)
+    assert not isinstance(host_loader, DeviceBatches)
+    assert len(device_loader) == len(host_loader)
+    torch.manual_seed(0)
+    want = epochs(host_loader, 3)
+    rng_after_host = torch.get_rng_state()
+    torch.manual_seed(0)
+    got = epochs(device_loader, 3)
+    assert torch.equal(torch.get_rng_state(), rng_after_host)  # same dropout draws follow
+    assert torch.equal(host.shuffle.get_state(), device.shuffle.get_state())
+    for epoch_want, epoch_got in zip(want, got, strict=True):
+        assert len(epoch_want) == len(epoch_got)
+        for a, b in zip(epoch_want, epoch_got, strict=True):
+            assert a.keys() == b.keys()
+            for key in a:  # bit for bit; NaN (no raw value) where NaN
+                torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, equal_nan=True)
+    # every training row once per epoch, and epochs differ
+    train_rows = sorted(cohort.splits["train"].tolist())
+    assert sorted(torch.cat([b["index"] for b in got[0]]).tolist()) == train_rows
+    assert not torch.equal(got[0][0]["index"], got[1][0]["index"])
+    # x, y and value are the rows the index names
+    batch = got[1][2]
+    assert torch.equal(batch["x"], cohort.features[batch["index"]])
+    assert torch.equal(batch["y"], cohort.labels[batch["index"]])
+
+
+def test_placement_is_checked_and_resolved(cohort):
+    with pytest.raises(ConfigError, match="data.placement must be one of"):
+        validate_config(compose_config([*SMALL, "data.placement=gpu"]))
+    assert resolve_placement("auto", cohort.features, CPU, 1) == "host"  # no GPU: host
+    assert resolve_placement("device", cohort.features, CPU, 1) == "device"
+    with pytest.raises(ConfigError, match="several processes"):
+        resolve_placement("device", cohort.features, CPU, 2)
+    with pytest.raises(ConfigError, match="sparse or file-backed"):
+        resolve_placement("device", object(), CPU, 1)
+
+
+@pytest.mark.slow
+def test_device_and_host_placement_train_to_the_same_metrics(tmp_path):
+    runs = {
+        p: train(compose_config([*SMALL, f"data.placement={p}"], tmp_path / p))
+        for p in ("host", "device")
+    }
+    host, device = ({k: v for k, v in m.items() if k != "seconds"} for m in runs.values())
+    assert device == host
+    assert (tmp_path / "host" / "predictions.csv").read_text() == (
+        tmp_path / "device" / "predictions.csv"
+    ).read_text()
+
+
+def test_a_datamodule_pickles_with_its_shuffling_state(cohort):
+    """ddp_spawn pickles the data module: the generator's state travels with it."""
+    import pickle
+
+    module = CohortDataModule(cohort, 48, 256, shuffle_seed=5)
+    _ = list(module.train_dataloader())
+    copy = pickle.loads(pickle.dumps(module))
+    assert torch.equal(copy.shuffle.get_state(), module.shuffle.get_state())
+    fresh = pickle.loads(pickle.dumps(CohortDataModule(cohort, 48, 256, shuffle_seed=5)))
+    assert torch.equal(fresh.shuffle.get_state(), torch.Generator().manual_seed(5).get_state())
