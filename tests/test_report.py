@@ -30,6 +30,7 @@ from multihead.reporting.runs import pooled_confusion, pooled_curves, pooled_per
 from multihead.run_folder import planned_overrides
 from tests.conftest import ROOT
 from tests.report_sweep import FOLDS, HEADS, LOSSES, SEEDS
+from tests.test_statistics import holm_by_hand
 
 KEY = [
     "age/balanced_accuracy",
@@ -79,17 +80,6 @@ def expected_jobs(sweep) -> pd.DataFrame:
             row[column] = m["tasks"][task][metric]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def holm_reference(p: list[float]) -> list[float]:
-    """Holm step-down written out: sort, multiply by (m - rank), running maximum, cap at 1."""
-    m = len(p)
-    order = sorted(range(m), key=lambda i: p[i])
-    adjusted, running = [0.0] * m, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adjusted[i] = min(1.0, running)
-    return adjusted
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +165,14 @@ def test_primary_comparisons_are_corrected_t_tests_with_holm(report, report_swee
         assert (row.ci_low, row.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
     np.testing.assert_allclose(
         primary["p_holm"].to_numpy(float)[primary["p"].notna().to_numpy()],
-        holm_reference(primary["p"].dropna().tolist()),
+        holm_by_hand(primary["p"].dropna().tolist()),
     )
     assert primary["reference"].isin(["logistic regression", "ridge regression"]).any()
     secondary = comparisons[comparisons["family"] == "secondary"]
     assert "age/balanced_accuracy" in set(secondary["metric"])
     np.testing.assert_allclose(
         secondary["p_holm"].to_numpy(float)[secondary["p"].notna().to_numpy()],
-        holm_reference(secondary["p"].dropna().tolist()),
+        holm_by_hand(secondary["p"].dropna().tolist()),
     )
 
 

@@ -48,13 +48,15 @@ def test_tuning_is_seeded_and_recorded(small_config, tmp_path):
     assert first["tasks"] == second["tasks"]
 
 
-def test_trials_never_see_the_test_split(small_config, monkeypatch):
-    served: list[tuple[str, bool]] = []
+def record_served_rows(monkeypatch) -> list[tuple[str, set, bool]]:
+    """Every split a data module serves: (split, its sample ids, served while tuning)."""
+    served: list[tuple[str, set, bool]] = []
     in_tuning = {"now": False}
     original_rows, original_tune = CohortDataModule._rows, tuning.tune
 
     def rows(self, split):
-        served.append((split, in_tuning["now"]))
+        ids = {self.cohort.sample_ids[i] for i in self.cohort.splits[split]}
+        served.append((split, ids, in_tuning["now"]))
         return original_rows(self, split)
 
     def tune(cfg, cohort):
@@ -66,10 +68,15 @@ def test_trials_never_see_the_test_split(small_config, monkeypatch):
 
     monkeypatch.setattr(CohortDataModule, "_rows", rows)
     monkeypatch.setattr(tuning, "tune", tune)
+    return served
+
+
+def test_trials_never_see_the_test_split(small_config, monkeypatch):
+    served = record_served_rows(monkeypatch)
     train(small_config(*TUNE, "tune.trials=2", "tune.pruning=false"))
-    during = {split for split, tuned in served if tuned}
+    during = {split for split, _, tuned in served if tuned}
     assert during == {"train", "val"}
-    assert [split for split, tuned in served if not tuned].count("test") == 1
+    assert [split for split, _, tuned in served if not tuned].count("test") == 1
 
 
 def test_linear_model_skips_what_it_does_not_have(small_config):
@@ -100,26 +107,9 @@ def test_bad_space_fails_before_training(small_config, override, message):
 
 def test_tuning_inside_a_cv_fold_never_sees_that_fold(small_config, monkeypatch):
     """Nested: with data.cv the trials train and validate on the other folds only."""
-    seen: list[set] = []
-    tested: list[set] = []
-    in_tuning = {"now": False}
-    original_rows, original_tune = CohortDataModule._rows, tuning.tune
-
-    def rows(self, split):
-        ids = {self.cohort.sample_ids[i] for i in self.cohort.splits[split]}
-        (seen if in_tuning["now"] else tested if split == "test" else []).append(ids)
-        return original_rows(self, split)
-
-    def tune(cfg, cohort):
-        in_tuning["now"] = True
-        try:
-            return original_tune(cfg, cohort)
-        finally:
-            in_tuning["now"] = False
-
-    monkeypatch.setattr(CohortDataModule, "_rows", rows)
-    monkeypatch.setattr(tuning, "tune", tune)
+    served = record_served_rows(monkeypatch)
     train(small_config(*TUNE, "tune.trials=2", "data.cv.folds=3", "data.cv.fold=1"))
+    seen = [ids for _, ids, tuned in served if tuned]
+    tested = [ids for split, ids, tuned in served if split == "test" and not tuned]
     assert seen and len(tested) == 1
-    test_fold = tested[0]
-    assert all(not (ids & test_fold) for ids in seen)
+    assert all(not (ids & tested[0]) for ids in seen)
