@@ -16,6 +16,18 @@ CONF = ROOT / "conf"
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
+# The shared real ALL cohort (tests using it skip when ../shared is absent), read as a user would
+ALL_LEUKEMIA = ROOT.parent / "shared" / "data" / "all_leukemia"
+ALL_LEUKEMIA_OVERRIDES = [
+    "data=table",
+    f"data.matrix={ALL_LEUKEMIA / 'expression.csv.gz'}",
+    f"data.samples={ALL_LEUKEMIA / 'samples.csv'}",
+    "data.labels.missing=mask",
+    "data.tasks.age.bins=quantile:3",
+    "data.preprocess.top_k=500",
+    "data.batch_size=16",
+]
+
 # A small cohort that still has structure; training on it takes a few seconds.
 SMALL = [
     "debug=fast",

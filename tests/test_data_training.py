@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from multihead.training.run import train
-from tests.conftest import ROOT, compose_config
+from tests.conftest import ALL_LEUKEMIA, ALL_LEUKEMIA_OVERRIDES, compose_config
 from tests.data_files import small_frames, write_h5ad, write_table
 
 QUICK = [
@@ -20,7 +20,6 @@ QUICK = [
     "callbacks.progress=null",
     "trainer.enable_progress_bar=false",
 ]
-ALL_LEUKEMIA = ROOT.parent / "shared" / "data" / "all_leukemia"
 
 
 def test_table_trains_from_the_short_command_line(tmp_path):
@@ -67,13 +66,7 @@ def test_all_leukemia_cohort_trains_with_masked_labels(tmp_path):
     """The real cohort: 128 samples, 5 without age, 3 without sex (3 of them without both)."""
     cfg = compose_config(
         [
-            "data=table",
-            f"data.matrix={ALL_LEUKEMIA / 'expression.csv.gz'}",
-            f"data.samples={ALL_LEUKEMIA / 'samples.csv'}",
-            "data.labels.missing=mask",
-            "data.tasks.age.bins=quantile:3",
-            "data.preprocess.top_k=500",
-            "data.batch_size=16",
+            *ALL_LEUKEMIA_OVERRIDES,
             *QUICK,
         ],
         tmp_path / "run",

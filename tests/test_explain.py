@@ -32,10 +32,9 @@ from multihead.run_folder import (
 from multihead.tasks import Task
 from multihead.training.builders import build_module
 from multihead.training.run import train
-from tests.conftest import SMALL, compose_config
+from tests.conftest import ALL_LEUKEMIA, ALL_LEUKEMIA_OVERRIDES, SMALL, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_LEUKEMIA = ROOT.parent / "shared" / "data" / "all_leukemia"
 RPS4Y1, XIST = "41214_at", "38446_at"
 
 
@@ -235,13 +234,7 @@ def test_all_cohort_sex_head_reads_the_sex_probes(tmp_path):
     """The ALL cohort's README: RPS4Y1 (41214_at) and XIST (38446_at) separate the sexes."""
     out = tmp_path / "run"
     overrides = [
-        "data=table",
-        f"data.matrix={ALL_LEUKEMIA / 'expression.csv.gz'}",
-        f"data.samples={ALL_LEUKEMIA / 'samples.csv'}",
-        "data.labels.missing=mask",
-        "data.tasks.age.bins=quantile:3",
-        "data.preprocess.top_k=500",
-        "data.batch_size=16",
+        *ALL_LEUKEMIA_OVERRIDES,
         "logger=none",
         "trainer.max_epochs=20",
         "callbacks.early_stopping=null",
