@@ -136,11 +136,16 @@ def write_failure(job_dir: Path, error: str, traceback: str | None = None) -> No
     write_json(Path(job_dir) / FAILED_FILE, payload)
 
 
-def clear_results(job_dir: Path) -> None:
+def clear_results(job_dir: Path, checkpoints: bool = False) -> None:
     """A job that (re)starts drops the result files of an earlier attempt, so a kill later
-    never leaves an old result that looks like this attempt's."""
+    never leaves an old result that looks like this attempt's; one that starts afresh
+    (`checkpoints`) drops the earlier attempt's checkpoints too, so nothing can resume
+    from them."""
     for name in (METRICS_FILE, FAILED_FILE):
         (Path(job_dir) / name).unlink(missing_ok=True)
+    if checkpoints:
+        for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+            (Path(job_dir) / name).unlink(missing_ok=True)
 
 
 def write_requested_config(job_dir: Path, requested: Mapping) -> None:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from multihead.errors import MultiheadError, exit_with_message, full_error_wanted
 from multihead.run_folder import FAILED_FILE, write_failure
-from multihead.training.launchers import set_job_threads
+from multihead.training.launchers import set_job_threads, spread_over_tasks
 from multihead.training.loggers import finish_wandb
 from multihead.training.run import train
 
@@ -40,11 +40,15 @@ def in_multirun() -> bool:
 def run_job(cfg: DictConfig) -> dict | None:
     """Train one job. In a sweep a failure is recorded in the job's folder and the sweep goes
     on; a single run stops: a project error (bad config or data) as one line and exit status
-    2, anything else (a bug) with its traceback."""
+    2, anything else (a bug) with its traceback. A job of several submitit tasks runs here in
+    every task (one rank each); only rank 0 returns the metrics."""
     quiet_lightning()
-    if in_multirun():
-        set_job_threads(HydraConfig.get().launcher)
+    launcher = HydraConfig.get().launcher if in_multirun() else None
+    if launcher is not None:
+        set_job_threads(launcher)
     try:
+        if launcher is not None:
+            spread_over_tasks(cfg, launcher)  # several submitit tasks: one rank each
         return train(cfg)
     except Exception as err:
         if not in_multirun():

@@ -29,12 +29,13 @@ class TrainingPlan:
     budget: StepBudget
     record: dict = field(default_factory=dict)  # extra metrics.json fields
 
-    def fitted(self, trainer: pl.Trainer) -> None:
+    def fitted(self, trainer: pl.Trainer, quiet: bool = False) -> None:
         """Steps taken and why training stopped; call right after fit (testing a checkpoint
         restores the callbacks' state)."""
         reason = stop_reason(trainer)
         steps = int(trainer.global_step)
-        print(f"trained {steps} optimizer steps ({trainer.current_epoch} epochs): {reason}")
+        if not quiet:
+            print(f"trained {steps} optimizer steps ({trainer.current_epoch} epochs): {reason}")
         self.record.update({"steps_trained": steps, "stop_reason": reason})
 
     def results(self) -> dict:

@@ -10,7 +10,8 @@ chosen) equals the one its folder recorded (`requested_config.yaml`). Then:
     restores its shuffling generator, so the resumed job draws the same batches and dropout
     masks as an uninterrupted one and ends with the same metrics (CPU, deterministic mode);
   * otherwise it starts afresh, dropping the results of any earlier attempt.
-A folder with another config is never resumed from: the job starts afresh.
+A folder with another config is never resumed from: the job starts afresh and drops the
+earlier checkpoints.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ class JobStart:
         self.checkpoint = str(checkpoint) if checkpoint is not None else None
 
     def begin(self) -> None:
-        """Record the requested config and drop an earlier attempt's results."""
+        """Drop an earlier attempt's results (and, starting afresh, its checkpoints), then
+        record the requested config. In that order: a job's other ranks decide with their
+        own `JobStart`, perhaps after this, and must decide the same (a rank that read the
+        new requested config next to an old checkpoint would resume from it)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        clear_results(self.out)
+        clear_results(self.out, checkpoints=self.checkpoint is None)
         write_requested_config(self.out, self.requested)
         if self.checkpoint is not None:
             print(f"resuming from {self.checkpoint}", flush=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from multihead.data.datamodule import prepare_cohort
 from multihead.metrics.collapse import add_head_warnings
@@ -60,28 +61,39 @@ def epoch_history_kept(out: Path) -> Iterator[None]:
         history.write_text(saved)
 
 
-def train(cfg: DictConfig) -> dict:
-    """Run one job; returns the test metrics that were written to `metrics.json`."""
+def train(cfg: DictConfig) -> dict | None:
+    """Run one job; returns the test metrics that were written to `metrics.json`.
+
+    In a job whose ranks are separate processes (submitit tasks, see
+    `training.launchers`) every rank runs this function; rank 0 alone writes the job's files
+    and prints, and the other ranks return None after testing."""
     OmegaConf.resolve(cfg)  # spawned DDP workers have no Hydra context to resolve `${hydra:..}`
     validate_config(cfg)
     started = time.perf_counter()
+    leader = rank_zero_only.rank == 0
     out = Path(cfg.paths.output_dir)
     start = JobStart(out, cfg)  # the folder may hold this job finished, or interrupted
     if start.finished is not None:
-        print(f"already finished, skipped: {out}", flush=True)
-        return start.finished
-    plan = plan_training(cfg, prepare_cohort(cfg.data))  # batch size, features, step budget
+        if leader:
+            print(f"already finished, skipped: {out}", flush=True)
+        return start.finished if leader else None
+    # batch size, features, step budget
+    plan = plan_training(cfg, prepare_cohort(cfg.data), quiet=not leader)
     cohort = plan.cohort
-    start.begin()  # the folder, its requested config; an earlier attempt's results dropped
+    if leader:
+        start.begin()  # the folder, its requested config; an earlier attempt's results dropped
     module = build_module(cfg, cohort, output_dir=str(out))
     datamodule = build_datamodule(cfg, cohort)
     trainer = build_trainer(cfg, out)
-    write_inputs(out, cfg, datamodule.split_frame(), cohort.report, cohort.informative)
+    if leader:
+        write_inputs(out, cfg, datamodule.split_frame(), cohort.report, cohort.informative)
     trainer.fit(module, datamodule=datamodule, ckpt_path=start.checkpoint)
-    plan.fitted(trainer)  # steps taken and why it stopped, before testing reloads callbacks
+    plan.fitted(trainer, quiet=not leader)  # before testing reloads the callbacks
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    with epoch_history_kept(out):
+    with epoch_history_kept(out) if leader else nullcontext():
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    if not leader:
+        return None
     if best:
         module.load_weights(best)  # learned task weights below are the tested model's
     metrics = read_metrics(out)
@@ -96,6 +108,7 @@ def train(cfg: DictConfig) -> dict:
             "split_sizes": {k: int(len(v)) for k, v in cohort.splits.items()},
             "best_checkpoint": str(Path(best).relative_to(out)) if best else None,
             "epochs_trained": int(trainer.current_epoch),
+            "world_size": int(trainer.world_size),  # processes that trained and tested
             **plan.results(),
             FINISHED_FACT: round(time.perf_counter() - started, 2),  # seconds, written last
         }

@@ -11,6 +11,7 @@ from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
 from multihead.tasks import Task, tasks_from_config
 from multihead.training.budget import check_budget
+from multihead.training.launchers import ranks_from_tasks
 from multihead.training.search_space import check_tuning
 
 #: numpy, torch and Lightning seeds are unsigned 32-bit integers
@@ -103,10 +104,13 @@ def validate_config(cfg: DictConfig) -> None:
             "use trainer=cpu or trainer=ddp_cpu"
         )
     strategy = str(cfg.trainer.get("strategy", "auto"))
-    if strategy.startswith("ddp") and not strategy.startswith("ddp_spawn"):
+    no_relaunch = strategy.startswith("ddp_spawn") or ranks_from_tasks(cfg.trainer)
+    if strategy.startswith("ddp") and not no_relaunch:
         raise ConfigError(
             f"trainer.strategy={strategy!r} relaunches the script with the command line and "
-            "breaks Hydra runs and sweeps; use trainer=ddp_cpu (ddp_spawn) or a ddp_spawn strategy"
+            "breaks Hydra runs and sweeps; use trainer=ddp_cpu (ddp_spawn), or a submitit "
+            "launcher with hydra.launcher.tasks_per_node=N and trainer.devices=N (one rank per "
+            "task)"
         )
 
 
