@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -26,6 +27,13 @@ ALL_LEUKEMIA_OVERRIDES = [
     "data.tasks.age.bins=quantile:3",
     "data.preprocess.top_k=500",
     "data.batch_size=16",
+]
+
+# Tests that only a CUDA GPU can run: skipped without one; `scripts/gpu_check.sh` runs them
+# (`pytest -m cuda`). Use as `pytestmark = NEEDS_CUDA` or `pytest.param(..., marks=NEEDS_CUDA)`.
+NEEDS_CUDA = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
 # A small cohort that still has structure; training on it takes a few seconds.

@@ -1,6 +1,7 @@
 """A training step never waits for the host: no op that needs a tensor's value on the CPU
 (`.item()`, `nonzero`, boolean-mask indexing) runs between the batch and the optimizer step,
-for every loss preset x task weighting, with unlabelled samples in the batch."""
+for every loss preset x task weighting, with unlabelled samples in the batch; on the CPU and,
+where there is one, on a CUDA GPU (where a sync really stalls the device)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from multihead.data.datamodule import prepare_cohort
 from multihead.data.labels import MISSING
 from multihead.training.builders import build_module
-from tests.conftest import SMALL, compose_config, config_options
+from tests.conftest import NEEDS_CUDA, SMALL, compose_config, config_options
 
 #: ops that make the host wait for the device (or whose output size depends on values)
 SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "item", "is_nonzero"}
@@ -71,8 +72,10 @@ class CountSyncs(pl.Callback):
     def __init__(self) -> None:
         self.counter = SyncCounter()
         self.active = False
+        self.device: torch.device | None = None  # where the batch was when the step began
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.device = batch["x"].device
         self.counter.__enter__()
         self.active = True
 
@@ -100,15 +103,17 @@ def batch_with_missing_labels(cohort) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.parametrize("accelerator", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 @pytest.mark.parametrize("weighting", config_options("weighting"))
 @pytest.mark.parametrize("loss", config_options("loss"))
-def test_one_training_step_has_no_host_sync(cohort, loss, weighting):
+def test_one_training_step_has_no_host_sync(cohort, loss, weighting, accelerator):
     cfg = compose_config([*SMALL, f"loss={loss}", f"weighting={weighting}"])
     module = build_module(cfg, cohort, None)
     batch = batch_with_missing_labels(cohort)
     counting = CountSyncs()
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
         max_steps=1,
         limit_val_batches=0,
         logger=False,
@@ -117,11 +122,13 @@ def test_one_training_step_has_no_host_sync(cohort, loss, weighting):
         enable_model_summary=False,
         callbacks=[counting],
     )
-    before = [p.detach().clone() for p in module.model_parameters()]
+    before = [p.detach().cpu().clone() for p in module.model_parameters()]
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch], batch_size=None))
     assert not counting.active, "the optimizer step was never reached"
+    assert counting.device.type == accelerator
     assert counting.counter.found == [], counting.counter.found
     moved = any(
-        not torch.equal(a, b) for a, b in zip(before, module.model_parameters(), strict=True)
+        not torch.equal(a, b.detach().cpu())
+        for a, b in zip(before, module.model_parameters(), strict=True)
     )
     assert moved, "the step did not train"

@@ -11,7 +11,7 @@ from multihead.data.placement import DeviceBatches, resolve_placement
 from multihead.errors import ConfigError
 from multihead.training.run import train
 from multihead.training.validation import validate_config
-from tests.conftest import SMALL, compose_config
+from tests.conftest import NEEDS_CUDA, SMALL, compose_config
 
 CPU = torch.device("cpu")
 
@@ -66,10 +66,15 @@ def test_placement_is_checked_and_resolved(cohort):
         resolve_placement("device", object(), CPU, 1)
 
 
+#: the same run on a CUDA GPU, in deterministic mode (so host and device runs can be equal)
+ON_CUDA = ["trainer=gpu", "trainer.deterministic=true"]
+
+
 @pytest.mark.slow
-def test_device_and_host_placement_train_to_the_same_metrics(tmp_path):
+@pytest.mark.parametrize("trainer", [[], pytest.param(ON_CUDA, marks=NEEDS_CUDA, id="cuda")])
+def test_device_and_host_placement_train_to_the_same_metrics(tmp_path, trainer):
     runs = {
-        p: train(compose_config([*SMALL, f"data.placement={p}"], tmp_path / p))
+        p: train(compose_config([*SMALL, *trainer, f"data.placement={p}"], tmp_path / p))
         for p in ("host", "device")
     }
     host, device = ({k: v for k, v in m.items() if k != "seconds"} for m in runs.values())
