@@ -13,7 +13,13 @@ import torch
 
 import multihead.training.run as run_module
 from multihead.data.datamodule import CohortDataModule, prepare_cohort
-from multihead.run_folder import LAST_CHECKPOINT, METRICS_FILE, REQUESTED_CONFIG_FILE
+from multihead.run_folder import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    METRICS_FILE,
+    REQUESTED_CONFIG_FILE,
+)
 from multihead.training.builders import build_module
 from multihead.training.resume import RandomState
 from multihead.training.run import train
@@ -134,6 +140,9 @@ def test_another_config_in_the_folder_is_not_resumed(tmp_path, monkeypatch, caps
     printed = capsys.readouterr().out
     assert "resuming" not in printed and "skipped" not in printed
     assert other["seed"] == 1 and other["epochs_trained"] == 2
+    # the earlier attempt's checkpoints were dropped, not kept beside this run's (best-v1)
+    assert sorted(p.name for p in (out / CHECKPOINT_DIR).iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert other["best_checkpoint"] == BEST_CHECKPOINT
 
 
 def test_a_datamodule_restores_its_shuffling_order():
