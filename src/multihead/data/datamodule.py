@@ -172,11 +172,9 @@ class CohortDataModule(pl.LightningDataModule):
         rank, world = self._world()
         c = self.cohort
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        rows = self._rows("train")  # the one owner of which rows a split serves
         if resolve_placement(self.placement, c.features, device, world) == DEVICE:
-            tensors = {"x": c.features, "y": c.labels, "value": c.values}
-            train = torch.from_numpy(c.splits["train"])
-            return DeviceBatches(train, tensors, self.batch_size, self.shuffle, device)
-        rows = self._rows("train")
+            return DeviceBatches(rows.rows, rows.tensors, self.batch_size, self.shuffle, device)
         if world > 1:
             sampler = DistributedSampler(
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed
