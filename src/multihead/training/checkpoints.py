@@ -25,9 +25,9 @@ LIVE = ("state_dict", "optimizer_states")  # a checkpoint's parts that training 
 
 
 def detached_copy(value: Any) -> Any:
-    """`value` with every tensor copied."""
+    """`value` with every tensor copied into host memory (a GPU keeps no second model)."""
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
         return type(value)((k, detached_copy(v)) for k, v in value.items())
     if isinstance(value, list | tuple) and type(value) in (list, tuple):
