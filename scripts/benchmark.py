@@ -12,8 +12,13 @@ runs it (its DataLoader or `data.placement`, checkpoint callback, logging). Prin
   steps      the training part of every epoch (batches, forward, backward, optimizer step),
              validation and checkpointing left out: samples/s and ratio project / raw
   whole fit  `trainer.fit` against the whole raw loop, validation and best weights included
+  job        a whole default job (`multihead.training.run.train`: data, fit, test, files) on
+             the same cohort, with its default epochs and callbacks: its seconds outside
+             `trainer.fit` are the per-job overhead
 
-A ratio is the project's throughput over the raw loop's (1.0 = as fast as raw PyTorch).
+The two fits alternate `--repeats` times in one process (raw first); a ratio is the
+project's throughput over the raw loop's in the same repeat (1.0 = as fast as raw PyTorch),
+and the medians over the repeats are printed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +36,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from multihead.data.datamodule import prepare_cohort
+from multihead.training import run
 from multihead.training.builders import build_datamodule, build_module, build_trainer
 from multihead.training.job import quiet_lightning
 
@@ -45,21 +52,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: config's)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--placement", choices=("auto", "device", "host"), default="auto")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating fits (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-job", action="store_true", help="skip the per-job overhead")
     parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. head=split")
     return parser.parse_args()
 
 
-def config(args: argparse.Namespace, out: Path):
-    overrides = [
+def config(args: argparse.Namespace, out: Path, fit_only: bool = True):
+    """The benchmark's fit (fixed epochs, no early stopping, quiet), or a default job."""
+    fixed = [
         *QUIET,
-        f"paths.output_dir={out}",
         "callbacks.early_stopping=null",
         f"trainer.max_epochs={args.epochs}",
-        f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
-        f"data.placement={args.placement}",
         "budget.min_steps=null",
         "budget.patience_steps=null",
         "budget.val_every_steps=null",
+    ]
+    overrides = [
+        f"paths.output_dir={out}",
+        f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        f"data.placement={args.placement}",
+        *(fixed if fit_only else []),
         *args.overrides,
     ]
     if args.features:
@@ -155,29 +169,74 @@ def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
     return step_seconds, time.perf_counter() - started
 
 
+def job_overhead(args: argparse.Namespace, out: Path) -> tuple[float, float]:
+    """A default job's wall time (`run.train`, as Hydra calls it: data, plan, fit, test,
+    files, table) and its `trainer.fit`'s (the job's own trainer, timed)."""
+    fits: list[float] = []
+    build = run.build_trainer
+
+    def timed_trainer(cfg, output_dir):
+        trainer = build(cfg, output_dir)
+        fit = trainer.fit
+
+        def timed_fit(*a, **k):
+            started = time.perf_counter()
+            fit(*a, **k)
+            fits.append(time.perf_counter() - started)
+
+        trainer.fit = timed_fit
+        return trainer
+
+    run.build_trainer = timed_trainer
+    cfg = config(args, out, fit_only=False)  # Hydra composes before a job starts
+    try:
+        started = time.perf_counter()
+        run.train(cfg)
+        return time.perf_counter() - started, fits[0]
+    finally:
+        run.build_trainer = build
+
+
 def main() -> None:
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     quiet_lightning()
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     device = torch.device(args.device)
+    times: dict[str, list[tuple[float, float]]] = {"project": [], "raw": []}
     with tempfile.TemporaryDirectory() as out:
         cfg = config(args, Path(out))
         cohort = prepare_cohort(cfg.data)
         raw_fit(cfg, cohort, device)  # warm-up: first-call allocations and kernel choices
-        ours_steps, ours_fit = project_fit(cfg, cohort, Path(out))
-        raw_steps, raw_whole = raw_fit(cfg, cohort, device)
+        for repeat in range(args.repeats):
+            times["raw"].append(raw_fit(cfg, cohort, device))
+            times["project"].append(project_fit(cfg, cohort, Path(out) / f"fit{repeat}"))
+        job = None if args.no_job else job_overhead(args, Path(out) / "job")
     n_train, epochs = len(cohort.splits["train"]), int(cfg.trainer.max_epochs)
     samples = n_train * epochs
     print(
         f"cohort: {n_train} training samples x {cohort.num_features} features, batch "
         f"{cfg.data.batch_size}, {epochs} epochs, device {device}, "
-        f"torch threads {torch.get_num_threads()}, placement {args.placement}"
+        f"torch threads {torch.get_num_threads()}, placement {args.placement}, "
+        f"median of {args.repeats} repeats"
     )
     print(f"{'':10} {'project':>16} {'raw PyTorch':>16} {'ratio':>7}")
-    for name, ours, raw in (("steps", ours_steps, raw_steps), ("whole fit", ours_fit, raw_whole)):
+    for k, name in enumerate(("steps", "whole fit")):
+        ours = statistics.median(t[k] for t in times["project"])
+        raw = statistics.median(t[k] for t in times["raw"])
+        ratio = statistics.median(
+            r[k] / o[k] for o, r in zip(times["project"], times["raw"], strict=True)
+        )
         print(
             f"{name:10} {samples / ours:>10,.0f} smp/s {samples / raw:>10,.0f} smp/s "
-            f"{raw / ours:>7.2f}   ({ours:.2f} s vs {raw:.2f} s)"
+            f"{ratio:>7.2f}   ({ours:.2f} s vs {raw:.2f} s)"
+        )
+    if job is not None:
+        wall, fit = job
+        print(
+            f"job        {wall:.2f} s, of which trainer.fit {fit:.2f} s: "
+            f"{wall - fit:.2f} s per job outside the fit (setup, test, files)"
         )
 
 

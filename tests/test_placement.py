@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from multihead.data.datamodule import CohortDataModule, prepare_cohort
-from multihead.data.placement import DeviceBatches, resolve_placement
+from multihead.data.placement import DeviceBatches, is_sparse, resolve_placement
 from multihead.errors import ConfigError
 from multihead.training.run import train
 from multihead.training.validation import validate_config
 from tests.conftest import NEEDS_CUDA, SMALL, compose_config
+from tests.data_files import small_frames, write_h5ad
 
 CPU = torch.device("cpu")
 
@@ -25,7 +26,28 @@ def epochs(loader, n: int) -> list[list[dict[str, torch.Tensor]]]:
     return [list(loader) for _ in range(n)]
 
 
+@pytest.fixture(scope="module")
+def sparse_h5ad(tmp_path_factory):
+    matrix, sheet = small_frames(n_samples=200, n_features=30)
+    return write_h5ad(tmp_path_factory.mktemp("sparse") / "c.h5ad", matrix, sheet, sparse=True)
+
+
+@pytest.fixture(scope="module")
+def sparse_cohort(sparse_h5ad):
+    return prepare_cohort(compose_config(["data=anndata", f"data.path={sparse_h5ad}"]).data)
+
+
 def test_device_batches_are_the_dataloaders_batches(cohort):
+    assert_same_batches(cohort)
+
+
+def test_a_sparse_cohort_on_the_device_gives_the_host_batches(sparse_cohort):
+    """CSR rows on the device, gathered, densified and preprocessed there per batch."""
+    assert is_sparse(sparse_cohort.features)
+    assert_same_batches(sparse_cohort)
+
+
+def assert_same_batches(cohort) -> None:
     host = CohortDataModule(cohort, 48, 256, shuffle_seed=5, placement="host")
     device = CohortDataModule(cohort, 48, 256, shuffle_seed=5, placement="device")
     host_loader, device_loader = host.train_dataloader(), device.train_dataloader()
@@ -52,18 +74,28 @@ def test_device_batches_are_the_dataloaders_batches(cohort):
     # x, y and value are the rows the index names
     batch = got[1][2]
     assert torch.equal(batch["x"], cohort.features[batch["index"]])
+    assert batch["x"].abs().sum() > 0
     assert torch.equal(batch["y"], cohort.labels[batch["index"]])
 
 
 def test_placement_is_checked_and_resolved(cohort):
     with pytest.raises(ConfigError, match="data.placement must be one of"):
         validate_config(compose_config([*SMALL, "data.placement=gpu"]))
-    assert resolve_placement("auto", cohort.features, CPU, 1) == "host"  # no GPU: host
+    assert resolve_placement("auto", cohort.features, CPU, 1) == "device"  # dense, 1 process
+    assert resolve_placement("auto", cohort.features, CPU, 2) == "host"  # DistributedSampler
     assert resolve_placement("device", cohort.features, CPU, 1) == "device"
     with pytest.raises(ConfigError, match="several processes"):
         resolve_placement("device", cohort.features, CPU, 2)
-    with pytest.raises(ConfigError, match="sparse or file-backed"):
+    with pytest.raises(ConfigError, match="file-backed"):
         resolve_placement("device", object(), CPU, 1)
+
+
+def test_sparse_placement_is_resolved(sparse_cohort):
+    features = sparse_cohort.features
+    assert resolve_placement("device", features, CPU, 1) == "device"
+    assert resolve_placement("auto", features, CPU, 1) == "host"  # CPU: the DataLoader
+    with pytest.raises(ConfigError, match="several processes"):
+        resolve_placement("device", features, CPU, 2)
 
 
 #: the same run on a CUDA GPU, in deterministic mode (so host and device runs can be equal)
@@ -72,9 +104,13 @@ ON_CUDA = ["trainer=gpu", "trainer.deterministic=true"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trainer", [[], pytest.param(ON_CUDA, marks=NEEDS_CUDA, id="cuda")])
-def test_device_and_host_placement_train_to_the_same_metrics(tmp_path, trainer):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_device_and_host_placement_train_to_the_same_metrics(
+    tmp_path, sparse, sparse_h5ad, trainer
+):
+    data = ["data=anndata", f"data.path={sparse_h5ad}", "logger=none"] if sparse else SMALL
     runs = {
-        p: train(compose_config([*SMALL, *trainer, f"data.placement={p}"], tmp_path / p))
+        p: train(compose_config([*data, *trainer, f"data.placement={p}"], tmp_path / p))
         for p in ("host", "device")
     }
     host, device = ({k: v for k, v in m.items() if k != "seconds"} for m in runs.values())

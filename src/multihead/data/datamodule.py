@@ -16,7 +16,13 @@ from multihead.data.data_report import log_report
 from multihead.data.labels import LabelPolicy, continuous_targets, label_samples
 from multihead.data.lazy_rows import LazyRows
 from multihead.data.matrix import DenseMatrix, FeatureMatrix, as_matrix
-from multihead.data.placement import DEVICE, HOST, DeviceBatches, resolve_placement
+from multihead.data.placement import (
+    DEVICE,
+    HOST,
+    DeviceBatches,
+    PrefetchToDevice,
+    resolve_placement,
+)
 from multihead.data.preprocess import Preprocessor, PreprocessSettings
 from multihead.data.sources import load_raw_cohort
 from multihead.data.splits import CrossValidation, cv_split, stratified_split
@@ -162,22 +168,28 @@ class CohortDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader | DeviceBatches:
+    def train_dataloader(self) -> DataLoader | DeviceBatches | PrefetchToDevice:
         rank, world = self._world()
         c = self.cohort
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        rows = self._rows("train")  # the one owner of which rows a split serves
         if resolve_placement(self.placement, c.features, device, world) == DEVICE:
-            tensors = {"x": c.features, "y": c.labels, "value": c.values}
-            train = torch.from_numpy(c.splits["train"])
-            return DeviceBatches(train, tensors, self.batch_size, self.shuffle, device)
-        rows = self._rows("train")
+            return DeviceBatches(rows.rows, rows.tensors, self.batch_size, self.shuffle, device)
         if world > 1:
             sampler = DistributedSampler(
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed
             )
         else:
             sampler = RandomSampler(rows, generator=self.shuffle)
-        return DataLoader(rows, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
+        cuda = device.type == "cuda"
+        loader = DataLoader(
+            rows,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=keep_batch,
+            pin_memory=cuda,  # pinned: copied to the GPU without blocking
+        )
+        return PrefetchToDevice(loader, device) if cuda else loader
 
     def _eval_loader(self, split: str) -> DataLoader:
         rows = self._rows(split)

@@ -26,6 +26,10 @@ from multihead.metrics.names import ECE_BINS
 from multihead.tasks import Task
 
 PROBABILITY_METRICS = ("auroc_macro", "ece")
+# torchmetrics' per-update checks of its inputs (classes in range, probabilities summing to
+# 1) read values on the host and cost more than the update; labels are validated when the
+# data are loaded and predictions come from the losses' decoders
+CHECKED = False
 
 
 def expected_years(probs: torch.Tensor | None, midpoints: torch.Tensor) -> torch.Tensor | None:
@@ -58,8 +62,8 @@ class TaskMetrics(nn.Module):
         self.probabilistic = probabilistic
         self.scalars = MetricCollection(
             {
-                "accuracy": MulticlassAccuracy(k, average="micro"),
-                "f1_macro": MulticlassF1Score(k, average="macro"),
+                "accuracy": MulticlassAccuracy(k, average="micro", validate_args=CHECKED),
+                "f1_macro": MulticlassF1Score(k, average="macro", validate_args=CHECKED),
             }
         )
         self.probability_scalars = (
@@ -67,15 +71,19 @@ class TaskMetrics(nn.Module):
                 {
                     # per class, averaged in compute_scalars: torchmetrics' macro scores a
                     # class with no positives as 0 and still divides by k (understates AUROC)
-                    "auroc_macro": MulticlassAUROC(k, average="none", thresholds=None),
-                    "ece": MulticlassCalibrationError(k, n_bins=ECE_BINS, norm="l1"),
+                    "auroc_macro": MulticlassAUROC(
+                        k, average="none", thresholds=None, validate_args=CHECKED
+                    ),
+                    "ece": MulticlassCalibrationError(
+                        k, n_bins=ECE_BINS, norm="l1", validate_args=CHECKED
+                    ),
                 }
             )
             if probabilistic
             else None
         )
-        self.confusion = MulticlassConfusionMatrix(k)
-        self.stat_scores = MulticlassStatScores(k, average=None)
+        self.confusion = MulticlassConfusionMatrix(k, validate_args=CHECKED)
+        self.stat_scores = MulticlassStatScores(k, average=None, validate_args=CHECKED)
         self.ordinal = (
             MetricCollection(
                 {

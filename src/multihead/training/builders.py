@@ -56,7 +56,15 @@ def build_module(
     net = build_network(cfg.model, cfg.head, loss.layout, cohort.num_features)
     weighting = build_weighting(cfg, loss)
     optimizer = instantiate(cfg.model.optimizer, _partial_=True)
-    return MultiHeadModule(net, loss, loss.layout, optimizer, weighting, output_dir=output_dir)
+    return MultiHeadModule(
+        net,
+        loss,
+        loss.layout,
+        optimizer,
+        weighting,
+        output_dir=output_dir,
+        plots=bool(cfg.get("plots", False)),
+    )
 
 
 def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModule:

@@ -31,6 +31,7 @@ class MultiHeadModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         weighting: TaskWeighting,
         output_dir: str | None = None,
+        plots: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
@@ -39,10 +40,13 @@ class MultiHeadModule(pl.LightningModule):
         self.layout = layout
         self.optimizer_factory = optimizer
         self.output_dir = output_dir
+        self.plots = plots  # `plots`: confusion PNGs in the run folder as well
         self.automatic_optimization = not weighting.manual
         self.val_metrics: EvaluationMetrics | None = None
         self.test_metrics: EvaluationMetrics | None = None
         self.test_scalars: dict[str, float | None] = {}
+        self._train_sums: torch.Tensor | None = None  # this epoch's losses x samples, samples
+        self._train_names: list[str] = []
 
     # ------------------------------------------------------------------------- structure
 
@@ -116,25 +120,7 @@ class MultiHeadModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         parts = self.task_losses(batch)
         objective = self.weighting(parts)
-        size = batch["y"].shape[0]
-        self.log(
-            "train/loss",
-            objective,
-            on_step=False,
-            on_epoch=True,
-            batch_size=size,
-            prog_bar=True,
-            sync_dist=True,
-        )
-        for name, part in parts.items():
-            self.log(
-                f"train/{name}/loss",
-                part,
-                on_step=False,
-                on_epoch=True,
-                batch_size=size,
-                sync_dist=True,
-            )
+        self._accumulate_train_losses(objective, parts, batch["y"].shape[0])
         if self.automatic_optimization:
             return objective
         optimizer = self.optimizers()
@@ -143,7 +129,29 @@ class MultiHeadModule(pl.LightningModule):
         optimizer.step()
         return None
 
+    def _accumulate_train_losses(
+        self, objective: torch.Tensor, parts: dict[str, torch.Tensor], size: int
+    ) -> None:
+        """Sample-weighted sums of the epoch's training losses, kept on the device: two small
+        ops per step instead of a `self.log` per value (Lightning's logging costs far more
+        than the values), logged once when the epoch ends."""
+        values = torch.stack([objective.detach(), *(p.detach() for p in parts.values())])
+        if self._train_sums is None:
+            self._train_sums = torch.zeros(len(values) + 1, device=values.device)
+            self._train_names = ["loss", *(f"{name}/loss" for name in parts)]
+        self._train_sums[:-1] += values * size
+        self._train_sums[-1] += size
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = None
+
     def on_train_epoch_end(self) -> None:
+        if self._train_sums is not None:  # weighted means over every process's samples
+            sums = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")
+            means = sums[:-1] / sums[-1]
+            names = self._train_names
+            self.log("train/loss", means[0], prog_bar=True)
+            self.log_dict({f"train/{n}": v for n, v in zip(names[1:], means[1:], strict=True)})
         values = self.weighting.epoch_values()  # identical on every process
         self.log_dict({f"weighting/{k}": v for k, v in values.items()}, sync_dist=True)
 
@@ -192,4 +200,6 @@ class MultiHeadModule(pl.LightningModule):
             {f"test/{k}": v for k, v in results.scalars.items() if v is not None}, sync_dist=True
         )
         if self.trainer.is_global_zero and self.output_dir is not None:
-            write_test_artifacts(Path(self.output_dir), results, self.trainer.datamodule.cohort)
+            write_test_artifacts(
+                Path(self.output_dir), results, self.trainer.datamodule.cohort, self.plots
+            )

@@ -13,7 +13,6 @@ from multihead.data.datamodule import PreparedCohort
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.per_class import per_class_table
 from multihead.models.losses.multitask import MultiTaskLoss
-from multihead.reporting.plots import plot_confusion
 from multihead.run_folder import (
     PREDICTIONS_FILE,
     confusion_file,
@@ -102,7 +101,11 @@ def predictions_frame(results: TestResults, cohort: PreparedCohort) -> pd.DataFr
     return frame
 
 
-def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort) -> None:
+def write_test_artifacts(
+    out: Path, results: TestResults, cohort: PreparedCohort, plots: bool = False
+) -> None:
+    """The run folder's test files; `plots`: each task's confusion PNG too (drawing takes
+    longer than the rest of a small job's test, so by default the sweep report draws them)."""
     out.mkdir(parents=True, exist_ok=True)
     task_names = [t.name for t in cohort.tasks]
     summary = nested_scalars(results.scalars, task_names)
@@ -119,12 +122,15 @@ def write_test_artifacts(out: Path, results: TestResults, cohort: PreparedCohort
             columns=pd.Index(task.classes, name="predicted"),
         )
         frame.to_csv(out / confusion_file(task.name))
-        plot_confusion(
-            matrix,
-            list(task.classes),
-            f"{task.name}: test confusion matrix",
-            out / confusion_plot_file(task.name),
-        )
+        if plots:
+            from multihead.reporting.plots import plot_confusion  # matplotlib: only if used
+
+            plot_confusion(
+                matrix,
+                list(task.classes),
+                f"{task.name}: test confusion matrix",
+                out / confusion_plot_file(task.name),
+            )
         per_class_table(results.stat_scores[task.name], list(task.classes)).to_csv(
             out / per_class_file(task.name), index=False
         )

@@ -90,6 +90,8 @@ def validate_config(cfg: DictConfig) -> None:
     _require_int(cfg, "data.batch_size", 1)
     _require_int(cfg, "data.eval_batch_size", 1)
     check_placement(cfg.data.get("placement", HOST))
+    if not isinstance(cfg.get("plots", False), bool):
+        raise ConfigError(f"plots must be true or false, got {cfg.get('plots')!r}")
     for group in ("head", "loss", "weighting"):
         if group not in cfg or "_target_" not in cfg[group]:
             raise ConfigError(f"{group}: the config has no _target_ (which class builds it)")

@@ -1,0 +1,86 @@
+"""Checkpoints kept in memory and written to disk at most every `write_every_s` seconds.
+
+Lightning's `ModelCheckpoint` writes `best.ckpt` whenever validation improves and `last.ckpt`
+after every epoch: on a small cohort (a 5,000-gene network with Adam's state: 16 MB a file,
+an epoch of 0.3 s) that is a third of the fit. `SparseWrites` takes the same decisions (same
+files, same names, same state in every checkpoint) but keeps each checkpoint as an in-memory
+copy and writes the pending ones - the best first, then the last, which names the best -
+when `write_every_s` seconds have passed since the last writes, when training ends, and
+when it fails (an exception, e.g. Ctrl-C or a launcher's stop). A job killed without
+warning resumes from at most `write_every_s` seconds ago; 0 writes every checkpoint at
+once, as Lightning does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from weakref import proxy
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+LIVE = ("state_dict", "optimizer_states")  # a checkpoint's parts that training changes in place
+
+
+def detached_copy(value: Any) -> Any:
+    """`value` with every tensor copied into host memory (a GPU keeps no second model)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return type(value)((k, detached_copy(v)) for k, v in value.items())
+    if isinstance(value, list | tuple) and type(value) in (list, tuple):
+        return type(value)(detached_copy(v) for v in value)
+    return value
+
+
+class SparseWrites(ModelCheckpoint):
+    def __init__(self, *args: Any, write_every_s: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_every_s = float(write_every_s)
+        self._pending: dict[str, dict] = {}  # path -> checkpoint not yet written
+        self._written_at = time.monotonic()
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # what trainer.save_checkpoint does, less the write; every process takes part
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        # weights and optimizer state change in place as training goes on: copied; the rest
+        # of a checkpoint (counters, callbacks', data module's and random states) is built
+        # anew by every dump
+        self._pending[filepath] = {
+            k: detached_copy(v) if k in LIVE else v for k, v in checkpoint.items()
+        }
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)  # the epoch's last one
+        due = time.monotonic() - self._written_at >= self.write_every_s
+        if trainer.strategy.reduce_boolean_decision(due, all=False):  # rank 0's clock decides
+            self.write_pending(trainer)
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self._pending.pop(filepath, None)
+        super()._remove_checkpoint(trainer, filepath)
+
+    def write_pending(self, trainer: pl.Trainer, barrier: bool = True) -> None:
+        """The best checkpoint before the last (the last names the best), on rank 0."""
+        for path in sorted(self._pending, key=lambda p: p == self.last_model_path):
+            trainer.strategy.save_checkpoint(self._pending.pop(path), path)
+            if trainer.is_global_zero:
+                for logger in trainer.loggers:
+                    logger.after_save_checkpoint(proxy(self))
+        self._written_at = time.monotonic()
+        if barrier:
+            trainer.strategy.barrier("SparseWrites.write_pending")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self.write_pending(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self.write_pending(trainer, barrier=False)  # other processes may be gone
