@@ -20,6 +20,7 @@ TUNE = [
     "data.synthetic.n_age_features=30",
     "tune=optuna",
     "tune.trials=4",
+    "tune.folds=1",  # one validation split: quick; the folds have their own test below
     "tune.startup_trials=2",
     "tune.warmup_steps=5",
     "budget.min_steps=24",
@@ -97,6 +98,7 @@ def test_linear_model_skips_what_it_does_not_have(small_config):
         ("tune.metric=test/loss", "never looks at the test split"),
         ("tune.space.top_k.choices=[]", "non-empty list"),
         ("tune.space.top_k.choices=[0,10]", "model.top_k"),
+        ("tune.folds=0", "tune.folds must be auto or an integer >= 1"),
     ],
 )
 def test_bad_space_fails_before_training(small_config, override, message):
@@ -113,3 +115,25 @@ def test_tuning_inside_a_cv_fold_never_sees_that_fold(small_config, monkeypatch)
     tested = [ids for split, ids, tuned in served if split == "test" and not tuned]
     assert seen and len(tested) == 1
     assert all(not (ids & tested[0]) for ids in seen)
+
+
+def test_folds_score_a_trial_on_every_non_test_sample(small_config, monkeypatch):
+    """tune.folds=3: each trial trains three times, validating once on each third of the
+    job's training + validation samples (never a test one); its value is the mean."""
+    served = record_served_rows(monkeypatch)
+    metrics = train(small_config(*TUNE, "tune.trials=2", "tune.folds=3", "tune.pruning=false"))
+    trials = metrics["tuning"]["table"]
+    assert metrics["tuning"]["folds"] == 3
+    tuned_val = [ids for split, ids, tuned in served if tuned and split == "val"]
+    tested = [ids for split, ids, tuned in served if split == "test" and not tuned][0]
+    final = [ids for split, ids, tuned in served if not tuned and split in ("train", "val")]
+    non_test = set().union(*final)
+    # the three validation folds of a trial partition the job's train + validation samples
+    for first in range(0, len(tuned_val), 3):
+        folds = tuned_val[first : first + 3]
+        assert set().union(*folds) == non_test
+        assert sum(len(f) for f in folds) == len(non_test)
+    assert all(not (ids & tested) for _, ids, tuned in served if tuned)
+    for trial in trials:
+        assert len(trial["fold_values"]) == 3
+        assert trial["value"] == pytest.approx(sum(trial["fold_values"]) / 3, rel=1e-5)

@@ -206,6 +206,19 @@ def outer_folds(labels: np.ndarray, task_names: list[str], cv: CrossValidation) 
     return fold_of
 
 
+def inner_folds(
+    labels: np.ndarray, rows: np.ndarray, task_names: list[str], k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K stratified (train, validation) pairs over `rows` (a job's training and validation
+    samples, never its test ones): the folds a tuning trial is scored on."""
+    strata = strata_from_labels(labels[rows], task_names, k)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed % MAX_SEED)
+    return [
+        (np.sort(rows[train]), np.sort(rows[val]))
+        for train, val in splitter.split(np.zeros(len(rows)), strata)
+    ]
+
+
 def cv_split(
     labels: np.ndarray,
     task_names: list[str],

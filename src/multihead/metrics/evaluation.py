@@ -13,6 +13,8 @@ from multihead.metrics.prediction_store import PredictionStore
 from multihead.metrics.task_metrics import TaskMetrics
 from multihead.tasks import TaskLayout
 
+PAIR = ("loss", "uninformed")  # a task's loss and that of an uninformed prediction
+
 
 class EvaluationMetrics(nn.Module):
     """Per-task metrics + joint accuracy + loss + loss-specific diagnostics.
@@ -22,6 +24,8 @@ class EvaluationMetrics(nn.Module):
 
     `diagnostics`: names measured on every task, or name -> the tasks it applies to.
     `probabilistic`: per task, whether its loss gives class probabilities (default: all).
+    `task_losses`: also keep each task's mean loss and the mean loss of an uninformed
+    prediction (see `capped_task_losses`).
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class EvaluationMetrics(nn.Module):
         diagnostics: Sequence[str] | Mapping[str, Sequence[str]],
         keep_predictions: bool,
         probabilistic: Sequence[bool] | None = None,
+        task_losses: bool = False,
     ):
         super().__init__()
         self.layout = layout
@@ -48,6 +53,13 @@ class EvaluationMetrics(nn.Module):
             }
         )
         self.predictions = PredictionStore() if keep_predictions else None
+        self.task_losses = (
+            nn.ModuleDict(
+                {t.name: nn.ModuleDict({k: MeanMetric() for k in PAIR}) for t in layout.tasks}
+            )
+            if task_losses
+            else None
+        )
 
     def update(
         self,
@@ -59,9 +71,12 @@ class EvaluationMetrics(nn.Module):
         flags: dict[str, torch.Tensor],
         preds: torch.Tensor | None = None,
         years: list[torch.Tensor | None] | None = None,
+        parts: Mapping[str, torch.Tensor] | None = None,
+        uninformed: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """`preds` (batch, tasks): decoded classes, default the argmax of each task's `probs`;
-        `years`: per task a point estimate in raw units, or None."""
+        `years`: per task a point estimate in raw units, or None; `parts` and `uninformed`:
+        each task's loss on the batch, and that of an uninformed prediction (`task_losses`)."""
         if preds is None:
             preds = torch.stack([p.argmax(dim=1) for p in probs], dim=1)
         years = [None] * len(self.tasks) if years is None else years
@@ -69,6 +84,10 @@ class EvaluationMetrics(nn.Module):
             metrics.update(probs[j], labels[:, j], values[:, j], preds[:, j], years[j])
         self.joint.update(preds, labels)
         self.loss.update(loss.detach(), weight=labels.shape[0])
+        if self.task_losses is not None:
+            for name, pair in self.task_losses.items():
+                pair[PAIR[0]].update(parts[name].detach(), weight=labels.shape[0])
+                pair[PAIR[1]].update(uninformed[name].detach(), weight=labels.shape[0])
         names = self.layout.names
         for name, per_task in self.diagnostics.items():
             for task, metric in per_task.items():
@@ -105,8 +124,25 @@ class EvaluationMetrics(nn.Module):
         out["loss"] = float(self.loss.compute())
         return out
 
+    def capped_task_losses(self) -> dict[str, torch.Tensor]:
+        """Each task's mean loss, capped at the mean loss of an uninformed prediction (the
+        network's outputs all zero: the same output for every sample). Collective under DDP.
+
+        Summed over tasks, this picks checkpoints and scores tuning trials (`val/capped_loss`):
+        a task the network cannot predict (age on a small expression cohort) then counts as
+        uninformed however far its head overfits, and no longer vetoes the checkpoint or the
+        configuration where another task (sex) is learned. Where every task beats its
+        uninformed loss, as on the built-in cohort, it equals the summed loss."""
+        assert self.task_losses is not None
+        return {
+            name: torch.minimum(pair[PAIR[0]].compute(), pair[PAIR[1]].compute())
+            for name, pair in self.task_losses.items()
+        }
+
     def reset(self) -> None:
         leaves = [*self.tasks.values(), self.joint, self.loss]
+        if self.task_losses is not None:
+            leaves += [m for pair in self.task_losses.values() for m in pair.values()]
         leaves += [m for per_task in self.diagnostics.values() for m in per_task.values()]
         if self.predictions is not None:
             leaves.append(self.predictions)

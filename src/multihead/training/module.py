@@ -17,6 +17,7 @@ from multihead.models.weighting.base import TaskWeighting
 from multihead.tasks import TaskLayout
 
 WEIGHTING_COUNTERS = "weighting_counters"  # checkpoint key: e.g. PCGrad's step count
+CAPPED_LOSS = "capped_loss"  # logged as val/capped_loss: see EvaluationMetrics.capped_task_losses
 
 
 class MultiHeadModule(pl.LightningModule):
@@ -54,7 +55,11 @@ class MultiHeadModule(pl.LightningModule):
         diagnostics = self.loss_fn.diagnostic_tasks()
         probabilistic = self.loss_fn.probabilistic()
         self.val_metrics = EvaluationMetrics(
-            self.layout, diagnostics, keep_predictions=False, probabilistic=probabilistic
+            self.layout,
+            diagnostics,
+            keep_predictions=False,
+            probabilistic=probabilistic,
+            task_losses=True,
         )
         self.test_metrics = EvaluationMetrics(
             self.layout, diagnostics, keep_predictions=True, probabilistic=probabilistic
@@ -161,6 +166,9 @@ class MultiHeadModule(pl.LightningModule):
         logits = self.net(batch["x"])
         _, parts = self.loss_fn(logits, batch["y"], batch["value"])
         loss_fn = self.loss_fn
+        uninformed = None
+        if metrics.task_losses is not None:
+            _, uninformed = loss_fn(torch.zeros_like(logits), batch["y"], batch["value"])
         metrics.update(
             loss_fn.probabilities(logits),
             batch["y"],
@@ -170,6 +178,8 @@ class MultiHeadModule(pl.LightningModule):
             loss_fn.diagnostics(logits),
             preds=loss_fn.predict(logits),
             years=loss_fn.years(logits),
+            parts=parts,
+            uninformed=uninformed,
         )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -177,6 +187,8 @@ class MultiHeadModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scalars = self.val_metrics.compute_scalars()  # synced across ranks by torchmetrics
+        capped = self.weighting.selection_loss(self.val_metrics.capped_task_losses())
+        scalars[CAPPED_LOSS] = float(capped)
         self.val_metrics.reset()
         self.log_dict(
             {f"val/{k}": v for k, v in scalars.items() if v is not None},

@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from multihead.errors import ConfigError
+from multihead.models.trunk import AUTO
 
 TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("minimize", "maximize")
@@ -144,6 +145,12 @@ def check_tuning(cfg: DictConfig, check: Callable[[DictConfig], None]) -> None:
     seed = tune.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"tune.seed must be an integer >= 0, got {seed!r}")
+    folds = tune.get("folds", 1)
+    if folds != AUTO and (not isinstance(folds, int) or isinstance(folds, bool) or folds < 1):
+        raise ConfigError(
+            f"tune.folds must be auto or an integer >= 1 (1: the job's validation split), "
+            f"got {folds!r}"
+        )
     if tune.get("direction") not in DIRECTIONS:
         raise ConfigError(
             f"tune.direction must be one of {list(DIRECTIONS)}, got {tune.get('direction')!r}"
