@@ -7,6 +7,7 @@ uninformed and no longer hides the checkpoint where the other task is learned.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -14,9 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from multihead.metrics.collapse import TEST_LOSS, UNINFORMED_LOSS
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.weighting.fixed import FixedWeighting
+from multihead.run_folder import read_confusion
 from multihead.tasks import Task, TaskLayout
 from multihead.training.run import train
 
@@ -83,8 +86,14 @@ def test_capped_loss_by_hand(age_scale):
 
 
 def test_capped_loss_is_logged_below_the_summed_loss(small_config, tmp_path):
-    train(small_config("logger=csv", out="capped"))
+    train(small_config("logger=csv", "loss=ce", out="capped"))
     history = pd.read_csv(tmp_path / "capped" / "csv" / "metrics.csv")
     val = history.dropna(subset=["val/capped_loss"])
     assert len(val) > 0
     assert (val["val/capped_loss"] <= val["val/loss"] + 1e-6).all()
+    # the test loss of each task and of an uninformed prediction (CE: log K) in metrics.json
+    tasks = json.loads((tmp_path / "capped" / "metrics.json").read_text())["tasks"]
+    assert tasks["sex"][UNINFORMED_LOSS] == pytest.approx(math.log(2), rel=1e-5)
+    age_classes = read_confusion(tmp_path / "capped", "age").shape[0]
+    assert tasks["age"][UNINFORMED_LOSS] == pytest.approx(math.log(age_classes), rel=1e-5)
+    assert 0 < tasks["sex"][TEST_LOSS] < math.log(2)

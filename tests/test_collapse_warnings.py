@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from multihead.metrics.collapse import head_warnings
+from multihead.metrics.collapse import TEST_LOSS, UNINFORMED_LOSS, head_warnings
 from multihead.training.run import train
 
 SEX = ["female", "male"]
@@ -45,3 +47,10 @@ def test_run_writes_warnings(small_config):
     assert flagged
     for task in flagged:
         assert all(isinstance(w, str) for w in metrics["tasks"][task]["warnings"])
+
+
+def test_a_test_loss_above_an_uninformed_prediction_is_flagged():
+    balanced = np.array([[18, 2], [3, 17]])  # a good confusion matrix: only the loss is bad
+    worse = head_warnings(balanced, SEX, {TEST_LOSS: 0.9, UNINFORMED_LOSS: math.log(2)})
+    assert len(worse) == 1 and "above an uninformed prediction's 0.693" in worse[0]
+    assert head_warnings(balanced, SEX, {TEST_LOSS: 0.4, UNINFORMED_LOSS: math.log(2)}) == []

@@ -124,6 +124,15 @@ class EvaluationMetrics(nn.Module):
         out["loss"] = float(self.loss.compute())
         return out
 
+    def task_loss_means(self) -> dict[str, dict[str, float]]:
+        """Per task: its mean loss and that of an uninformed prediction (`PAIR` keys).
+        Collective under DDP."""
+        assert self.task_losses is not None
+        return {
+            name: {k: float(pair[k].compute()) for k in PAIR}
+            for name, pair in self.task_losses.items()
+        }
+
     def capped_task_losses(self) -> dict[str, torch.Tensor]:
         """Each task's mean loss, capped at the mean loss of an uninformed prediction (the
         network's outputs all zero: the same output for every sample). Collective under DDP.

@@ -62,7 +62,11 @@ class MultiHeadModule(pl.LightningModule):
             task_losses=True,
         )
         self.test_metrics = EvaluationMetrics(
-            self.layout, diagnostics, keep_predictions=True, probabilistic=probabilistic
+            self.layout,
+            diagnostics,
+            keep_predictions=True,
+            probabilistic=probabilistic,
+            task_losses=True,
         )
         self.val_metrics.to(self.device)
         self.test_metrics.to(self.device)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from multihead.data.datamodule import PreparedCohort
+from multihead.metrics.collapse import TEST_LOSS, UNINFORMED_LOSS
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.per_class import per_class_table
 from multihead.models.losses.multitask import MultiTaskLoss
@@ -33,6 +34,7 @@ class TestResults:
     preds: np.ndarray | None = None  # (n, tasks) decoded classes; None: argmax of probs
     years: np.ndarray | None = None  # (n, tasks) point estimates in raw units, NaN where none
     has_probabilities: dict[str, bool] | None = None  # None: every task has them
+    task_losses: dict[str, dict[str, float]] | None = None  # task -> its loss, uninformed's
 
 
 def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> TestResults:
@@ -55,6 +57,7 @@ def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> Tes
         preds=to_numpy(stored.preds),
         years=to_numpy(stored.years),
         has_probabilities={n: m.probabilistic for n, m in metrics.tasks.items()},
+        task_losses=metrics.task_loss_means() if metrics.task_losses is not None else None,
     )
 
 
@@ -116,6 +119,10 @@ def write_test_artifacts(
     for task in cohort.tasks:
         matrix = results.confusion[task.name]
         summary["tasks"][task.name]["n"] = int(matrix.sum())
+        if results.task_losses is not None:  # compared in multihead.metrics.collapse
+            losses = results.task_losses[task.name]
+            summary["tasks"][task.name][TEST_LOSS] = losses["loss"]
+            summary["tasks"][task.name][UNINFORMED_LOSS] = losses["uninformed"]
         frame = pd.DataFrame(
             matrix,
             index=pd.Index(task.classes, name="true"),
