@@ -47,7 +47,8 @@ BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # two of the four jobs fail inside the job (a missing label column), as in test_sweep.py
 GRID = ["head=fused,split", "data.tasks.sex.column=sex,no_such_column"]
 TINY = [o for o in SWEEP_OVERRIDES if not o.startswith("data.cv.")] + ["logger=none"]
-THREADS = re.compile(r"torch threads per job: (\d+) \((.*)\)")
+# parallel jobs print at once, so two messages may share a line: no greedy `.*`
+THREADS = re.compile(r"torch threads per job: (\d+) \(([^)]*)\)")
 FACTS = ["seconds"]  # run facts that may differ between two runs of the same job
 
 
