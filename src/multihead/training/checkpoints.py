@@ -41,6 +41,20 @@ class SparseWrites(ModelCheckpoint):
         self.write_every_s = float(write_every_s)
         self._pending: dict[str, dict] = {}  # path -> checkpoint not yet written
         self._written_at = time.monotonic()
+        self._live: tuple[int, dict] | None = None  # (global step, copies of the LIVE parts)
+
+    def _live_copies(self, trainer: pl.Trainer, checkpoint: dict) -> dict:
+        """Copies of the weights and optimizer state, made once per optimizer step: the best
+        and the last checkpoint of one validation hold the same ones (they change only when
+        the optimizer steps), so the second reuses the first's copies."""
+        step = trainer.global_step
+        if self._live is None or self._live[0] != step:
+            self._live = (step, {k: detached_copy(checkpoint[k]) for k in LIVE if k in checkpoint})
+        return self._live[1]
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._live = None  # weights may have been loaded since: copies are never reused
+        super().on_fit_start(trainer, pl_module)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # what trainer.save_checkpoint does, less the write; every process takes part
@@ -48,9 +62,8 @@ class SparseWrites(ModelCheckpoint):
         # weights and optimizer state change in place as training goes on: copied; the rest
         # of a checkpoint (counters, callbacks', data module's and random states) is built
         # anew by every dump
-        self._pending[filepath] = {
-            k: detached_copy(v) if k in LIVE else v for k, v in checkpoint.items()
-        }
+        live = self._live_copies(trainer, checkpoint)
+        self._pending[filepath] = {k: live.get(k, v) for k, v in checkpoint.items()}
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
