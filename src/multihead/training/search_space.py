@@ -133,6 +133,11 @@ def with_values(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
     return out
 
 
+def _is_integer_from(value: Any, lowest: int) -> bool:
+    """An int (not a bool) >= lowest."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lowest
+
+
 def check_tuning(cfg: DictConfig, check: Callable[[DictConfig], None]) -> None:
     """ConfigError for a bad `tune` section or a range the model would refuse: `check` (the
     model's own validation) runs on the config with every boundary value of every parameter."""
@@ -140,13 +145,13 @@ def check_tuning(cfg: DictConfig, check: Callable[[DictConfig], None]) -> None:
     if tune.get("name", "none") == "none":
         return
     trials = tune.get("trials")
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+    if not _is_integer_from(trials, 1):
         raise ConfigError(f"tune.trials must be an integer >= 1, got {trials!r}")
     seed = tune.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not _is_integer_from(seed, 0):
         raise ConfigError(f"tune.seed must be an integer >= 0, got {seed!r}")
     folds = tune.get("folds", 1)
-    if folds != AUTO and (not isinstance(folds, int) or isinstance(folds, bool) or folds < 1):
+    if folds != AUTO and not _is_integer_from(folds, 1):
         raise ConfigError(
             f"tune.folds must be auto or an integer >= 1 (1: the job's validation split), "
             f"got {folds!r}"
