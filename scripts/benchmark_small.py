@@ -4,13 +4,13 @@
     python scripts/benchmark_small.py --splits 5 --trials 20 --cohorts all_leukemia
 
 Per cohort and task it prints the tuned network (`head=split loss=regression`: age as
-regression, sex as cross-entropy), `model=linear` (ridge + logistic regression, its penalty
-and top-k tuned with the same number of trials) and a scikit-learn reference (RidgeCV /
-LogisticRegressionCV, penalty by 5-fold CV inside the training split) side by side, with the
-ratio of each to the reference. Splits are the tool's own (`data.seed` = 0, 1, ...), so the
-three models see the same training, validation and test samples; the scikit-learn models
-read the same standardised features. Cohorts: the built-in synthetic one, and the shared ALL
-expression and GSE51057 methylation cohorts when `../shared/data` holds them.
+regression, sex as cross-entropy), `model=linear` (ridge + logistic regression, its penalty and
+top-k tuned with the same number of trials) and a scikit-learn reference (Ridge /
+LogisticRegression, penalty, top-k and selection by 5-fold CV inside the training split) side
+by side, with the ratio of each to the reference. Splits are the tool's own (`data.seed` = 0,
+1, ...), so the three models see the same training, validation and test samples; the scikit-
+learn models read the same standardised features. Cohorts: the built-in synthetic one, and the
+shared ALL expression and GSE51057 methylation cohorts when `../shared/data` holds them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
@@ -100,9 +101,20 @@ class TopVariance(BaseEstimator, TransformerMixin):
         return x[:, self.idx_]
 
 
+def selections(weights: np.ndarray, grid_k: list, score) -> list[dict]:
+    """The tuning space's feature selections as grid entries: top-k by variance, or (with a
+    k) by the task's univariate F statistic (`model.select=association`; here the task's own
+    F alone, where the network interleaves both tasks' rankings)."""
+    return [
+        {"top": [TopVariance(weights=weights)], "top__k": grid_k},
+        {"top": [SelectKBest(score)], "top__k": [k for k in grid_k if k is not None]},
+    ]
+
+
 def sklearn_reference(cfg) -> dict[str, float]:
-    """Ridge / logistic regression on the job's own split, the penalty and the top-k (the
-    same candidates as the tuning space) chosen by 5-fold CV inside the training split."""
+    """Ridge / logistic regression on the job's own split, the penalty, the top-k and the
+    selection (the same candidates as the tuning space) chosen by 5-fold CV inside the
+    training split."""
     from multihead.data.datamodule import prepare_cohort
 
     cohort = prepare_cohort(cfg.data)
@@ -117,16 +129,17 @@ def sklearn_reference(cfg) -> dict[str, float]:
         pipe = Pipeline([("top", TopVariance(weights=weights)), ("model", None)])
         if task.name == "age":
             years = cohort.values[:, j].numpy()
-            grid = {"top__k": grid_k, "model": [Ridge()], "model__alpha": np.logspace(-1, 5, 13)}
+            model = {"model": [Ridge()], "model__alpha": np.logspace(-1, 5, 13)}
+            grid = [{**g, **model} for g in selections(weights, grid_k, f_regression)]
             search = GridSearchCV(pipe, grid, cv=5, scoring="neg_mean_absolute_error")
             search.fit(x[tr], years[tr])
             out["age MAE (y)"] = float(np.abs(search.predict(x[te]) - years[te]).mean())
         else:
-            grid = {
-                "top__k": grid_k,
+            model = {
                 "model": [LogisticRegression(max_iter=3000)],
                 "model__C": np.logspace(-4, 2, 7),
             }
+            grid = [{**g, **model} for g in selections(weights, grid_k, f_classif)]
             search = GridSearchCV(pipe, grid, cv=5, scoring="neg_log_loss")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -1,14 +1,25 @@
 """`model.top_k`: selecting after loading is the same as `data.preprocess.top_k` while reading,
-and a checkpoint trained with it predicts new files with the same features."""
+a checkpoint trained with it predicts new files with the same features, and `model.select=
+association` ranks by each task's F statistic on training rows only."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+from scipy import stats
 
 from multihead.data.datamodule import prepare_cohort
-from multihead.data.feature_selection import select_top_variance
+from multihead.data.feature_selection import (
+    ASSOCIATION,
+    FeatureRanking,
+    association_order,
+    select_top_k,
+)
+from multihead.errors import ConfigError
 from multihead.predict import predict
 from multihead.training.run import train
 from tests.conftest import compose_config
@@ -20,7 +31,7 @@ def test_same_as_selecting_while_reading(tmp_path):
     table = write_table(tmp_path, matrix, sheet)
     full = prepare_cohort(compose_config(table).data)
     read = prepare_cohort(compose_config([*table, "data.preprocess.top_k=12"]).data)
-    after = select_top_variance(full, 12)
+    after = select_top_k(full, 12)
     assert after.feature_names == read.feature_names
     torch.testing.assert_close(after.features, read.features)
     assert after.preprocessor.feature_names == read.preprocessor.feature_names
@@ -28,7 +39,7 @@ def test_same_as_selecting_while_reading(tmp_path):
         after.preprocessor.standardizer.scale, read.preprocessor.standardizer.scale
     )
     assert after.report["features"]["kept"] == 12
-    assert select_top_variance(full, None) is full and select_top_variance(full, 99) is full
+    assert select_top_k(full, None) is full and select_top_k(full, 99) is full
 
 
 def test_prediction_applies_the_selection(tmp_path):
@@ -53,3 +64,92 @@ def test_prediction_applies_the_selection(tmp_path):
     got = predict(tmp_path / "run", tmp_path / "new.csv")
     probs = [c for c in preds.columns if "_p[" in c]
     np.testing.assert_allclose(got[probs].to_numpy(), preds[probs].to_numpy(), atol=1e-4)
+
+
+def f_by_hand(x: np.ndarray, target: np.ndarray, classes: bool) -> np.ndarray:
+    """F statistics from scipy: one-way ANOVA across classes, or r^2 (n - 2) / (1 - r^2)."""
+    out = []
+    for column in x.T:
+        if classes:
+            out.append(stats.f_oneway(*(column[target == c] for c in np.unique(target)))[0])
+        else:
+            r = stats.pearsonr(column, target)[0]
+            out.append(r**2 * (len(target) - 2) / (1 - r**2))
+    return np.asarray(out)
+
+
+def interleaved(*rankings: np.ndarray) -> list[int]:
+    order: list[int] = []
+    for depth in range(max(len(r) for r in rankings)):
+        for ranked in rankings:
+            if depth < len(ranked) and ranked[depth] not in order:
+                order.append(int(ranked[depth]))
+    return order
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    matrix, sheet = small_frames(n_samples=150, n_features=30)
+    sheet.loc[sheet.index[:7], "sex"] = None  # missing labels: left out of the sex ranking
+    table = write_table(tmp_path, matrix, sheet)
+    return prepare_cohort(compose_config([*table, "data.labels.missing=mask"]).data)
+
+
+def test_association_ranks_each_tasks_training_labels_and_interleaves(cohort):
+    train = np.sort(cohort.splits["train"])
+    x = cohort.features[torch.from_numpy(train)].double().numpy()
+    years = cohort.values[train, 0].numpy().astype(np.float64)
+    sex = cohort.labels[train, 1].numpy()
+    assert (sex == -1).any(), "the fixture should have missing sex labels in training"
+    age_f = f_by_hand(x, years, classes=False)
+    sex_f = f_by_hand(x[sex >= 0], sex[sex >= 0], classes=True)
+    expected = interleaved(np.argsort(-age_f, kind="stable"), np.argsort(-sex_f, kind="stable"))
+    assert association_order(cohort).tolist() == expected
+    # the sex chromosome genes lead the sex ranking, age genes the age ranking
+    chosen = select_top_k(cohort, 6, ASSOCIATION)
+    assert {"XIST", "RPS4Y1"} <= set(chosen.feature_names)
+    assert chosen.features.shape == (cohort.features.shape[0], 6)
+
+
+def test_validation_and_test_labels_never_rank_features(cohort):
+    before = association_order(cohort)
+    rng = np.random.default_rng(0)
+    held_out = np.concatenate([cohort.splits["val"], cohort.splits["test"]])
+    labels, values = cohort.labels.clone(), cohort.values.clone()
+    labels[held_out] = labels[rng.permutation(held_out)]
+    values[held_out, 0] = torch.from_numpy(rng.uniform(18, 90, len(held_out)).astype(np.float32))
+    shuffled = dataclasses.replace(cohort, labels=labels, values=values)
+    assert association_order(shuffled).tolist() == before.tolist()
+    train = cohort.splits["train"]
+    values = cohort.values.clone()
+    values[train, 0] = torch.from_numpy(rng.uniform(18, 90, len(train)).astype(np.float32))
+    assert association_order(dataclasses.replace(cohort, values=values)).tolist() != (
+        before.tolist()
+    )
+
+
+def test_rankings_are_kept_per_method_and_training_rows(cohort):
+    ranking = FeatureRanking()
+    first = ranking.order(cohort, ASSOCIATION)
+    assert ranking.order(cohort, ASSOCIATION) is first
+    fold = dataclasses.replace(
+        cohort, splits={**cohort.splits, "train": cohort.splits["train"][:-10]}
+    )
+    assert ranking.order(fold, ASSOCIATION) is not first
+    assert ranking.order(cohort, "variance") is not first
+    with pytest.raises(ConfigError, match="model.select must be one of"):
+        ranking.order(cohort, "correlation")
+
+
+def test_an_unknown_selection_fails_before_the_data_are_read(tmp_path):
+    cfg = compose_config(
+        [
+            "data=table",
+            "data.matrix=/no/such.csv",
+            "data.samples=/no/such.csv",
+            "model.select=pearson",
+        ],
+        tmp_path,
+    )
+    with pytest.raises(ConfigError, match="model.select"):
+        train(cfg)

@@ -1,37 +1,122 @@
-"""Top-k variance selection on an already prepared cohort (`model.top_k`).
+"""Top-k feature selection on an already prepared cohort (`model.top_k`, `model.select`).
 
-`data.preprocess.top_k` selects while the file is read; this selects afterwards, from the
-prepared cohort, so a size rule (`model=auto`) or a tuning trial can choose k without reading
-the data again. The ranking is the one preprocessing uses (training variance of the values
-before standardisation), and the fitted preprocessor is narrowed to the kept features, so a
-checkpoint predicts on new files exactly as if the file had been read with that top_k.
+`data.preprocess.top_k` selects by variance while the file is read; this selects afterwards,
+from the prepared cohort, so a size rule (`model=auto`) or a tuning trial can choose k and the
+ranking without reading the data again. Two rankings (`model.select`):
+
+- `variance`: training variance of the values before standardisation, the ranking
+  preprocessing uses; it needs no labels, and keeps strong, sample-varying signals
+  (sex-chromosome genes) but not the many weak ones an age clock is built from.
+- `association`: per task, the univariate F statistic of each feature on the training
+  samples labelled for that task (scikit-learn's `f_regression` on the raw values behind a
+  binned task, years for age, `f_classif` on the classes otherwise: the screening step of
+  "sure independence screening" and of most published clocks), the tasks' rankings then
+  interleaved so each task gets its best features in turn. Only training rows are read,
+  so a validation or test label never decides which features a model sees.
+
+The fitted preprocessor is narrowed to the kept features, so a checkpoint predicts on new
+files exactly as if the file had been read with those features.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import torch
+from sklearn.feature_selection import f_classif, f_regression
 
 from multihead.data.datamodule import PreparedCohort
+from multihead.data.labels import MISSING
 from multihead.data.lazy_rows import LazyRows
 from multihead.data.preprocess import Preprocessor
 from multihead.data.standardize import Standardizer
+from multihead.errors import ConfigError
 
-#: training rows read to estimate variances when the features are not in memory
-MAX_VARIANCE_ROWS = 4096
+#: training rows read to rank features when there are more (evenly spaced, deterministic)
+MAX_RANKING_ROWS = 4096
+VARIANCE = "variance"
+ASSOCIATION = "association"
+#: `model.select` values
+SELECTIONS = (VARIANCE, ASSOCIATION)
+
+
+def _ranking_rows(rows: np.ndarray) -> np.ndarray:
+    rows = np.sort(rows)
+    if len(rows) > MAX_RANKING_ROWS:
+        rows = rows[np.linspace(0, len(rows) - 1, MAX_RANKING_ROWS).astype(np.int64)]
+    return rows
 
 
 def variance_order(cohort: PreparedCohort) -> np.ndarray:
     """Feature indices by decreasing training variance (ties: the earlier feature)."""
-    train = np.sort(cohort.splits["train"])
-    if len(train) > MAX_VARIANCE_ROWS:
-        train = train[np.linspace(0, len(train) - 1, MAX_VARIANCE_ROWS).astype(np.int64)]
+    train = _ranking_rows(cohort.splits["train"])
     var = cohort.feature_rows(train).astype(np.float64).var(axis=0)
     if cohort.preprocessor is not None:  # back to the scale before standardisation
         var = var * cohort.preprocessor.standardizer.scale.astype(np.float64) ** 2
     return np.argsort(-var, kind="stable")
+
+
+def task_scores(cohort: PreparedCohort, task: int, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """F statistic of every feature for one task on `rows` (x = those rows' inputs): on the
+    raw values (years) where the task has them, else on the classes; NaN where a feature is
+    constant among the labelled rows; all NaN when fewer than two classes or values occur."""
+    values = cohort.values[rows, task].numpy().astype(np.float64)
+    codes = cohort.labels[rows, task].numpy()
+    with warnings.catch_warnings():  # constant features: scikit-learn warns and returns NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        has_value = np.isfinite(values)
+        if has_value.sum() > 2 and np.unique(values[has_value]).size > 1:
+            return f_regression(x[has_value], values[has_value])[0]
+        labelled = codes != MISSING
+        if np.unique(codes[labelled]).size < 2:
+            return np.full(x.shape[1], np.nan)
+        return f_classif(x[labelled], codes[labelled])[0]
+
+
+def association_order(cohort: PreparedCohort) -> np.ndarray:
+    """Feature indices, the tasks' F rankings interleaved (task 1's best, task 2's best, task
+    1's second, ...; a feature already taken is skipped); features no task can rank come last,
+    by index."""
+    train = _ranking_rows(cohort.splits["train"])
+    x = cohort.feature_rows(train).astype(np.float64)
+    rankings = []
+    for t in range(len(cohort.tasks)):
+        scores = task_scores(cohort, t, x, train)
+        ranked = np.flatnonzero(np.isfinite(scores))
+        rankings.append(ranked[np.argsort(-scores[ranked], kind="stable")])
+    taken = np.zeros(cohort.num_features, dtype=bool)
+    order: list[int] = []
+    for depth in range(max((len(r) for r in rankings), default=0)):
+        for ranked in rankings:
+            if depth < len(ranked) and not taken[ranked[depth]]:
+                taken[ranked[depth]] = True
+                order.append(int(ranked[depth]))
+    return np.concatenate([np.asarray(order, dtype=np.int64), np.flatnonzero(~taken)])
+
+
+def check_selection(select: object) -> str:
+    if select not in SELECTIONS:
+        raise ConfigError(f"model.select must be one of {list(SELECTIONS)}, got {select!r}")
+    return str(select)
+
+
+class FeatureRanking:
+    """Rankings computed once per (method, training rows) and reused: tuning selects for
+    every trial, and each fold of a trial has its own training rows (so its own ranking:
+    a fold's validation labels never rank features)."""
+
+    def __init__(self) -> None:
+        self._orders: dict[tuple[str, bytes], np.ndarray] = {}
+
+    def order(self, cohort: PreparedCohort, select: str) -> np.ndarray:
+        key = (check_selection(select), np.sort(cohort.splits["train"]).tobytes())
+        if key not in self._orders:
+            rank = variance_order if select == VARIANCE else association_order
+            self._orders[key] = rank(cohort)
+        return self._orders[key]
 
 
 def _narrowed(pre: Preprocessor, idx: np.ndarray) -> Preprocessor:
@@ -49,16 +134,18 @@ def _narrowed(pre: Preprocessor, idx: np.ndarray) -> Preprocessor:
     )
 
 
-def select_top_variance(
-    cohort: PreparedCohort, k: int | None, order: np.ndarray | None = None
+def select_top_k(
+    cohort: PreparedCohort,
+    k: int | None,
+    select: str = VARIANCE,
+    ranking: FeatureRanking | None = None,
 ) -> PreparedCohort:
-    """The cohort restricted to its k largest-variance features, in their original order;
-    unchanged when k is None or not below the number of features. `order` (from
-    `variance_order`) saves recomputing the ranking when selecting several times."""
+    """The cohort restricted to the k first features of the `select` ranking, in their
+    original order; unchanged when k is None or not below the number of features. `ranking`
+    keeps rankings for later calls."""
     if k is None or int(k) >= cohort.num_features:
         return cohort
-    if order is None:
-        order = variance_order(cohort)
+    order = (ranking or FeatureRanking()).order(cohort, select)
     idx = np.sort(order[: int(k)])
     pre = None if cohort.preprocessor is None else _narrowed(cohort.preprocessor, idx)
     if isinstance(cohort.features, LazyRows):

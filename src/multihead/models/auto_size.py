@@ -3,11 +3,11 @@
 n is the number of training samples, p the number of features after preprocessing. The rule
 (reasoning in the README, "Small cohorts"):
 
-* features: when p > 10 n, keep the top max(256, 2 n) by training variance. With p >> n a
-  network fits the training samples through whichever of the many inputs it meets first
-  (on the ALL cohort: 1,000 inputs for 87 samples gave sex balanced accuracy 0.55, 200 gave
-  0.75-0.85); variance pre-selection keeps the strong, sample-varying signals (sex
-  chromosome genes, age CpGs) and drops most of the noise;
+* features: when p > 10 n, keep the first max(256, 2 n) of the `model.select` ranking
+  (default: association with each task's training labels). With p >> n a network fits the
+  training samples through whichever of the many inputs it meets first (on the ALL cohort:
+  1,000 inputs for 87 samples gave sex balanced accuracy 0.55, 200 gave 0.75-0.85);
+  pre-selection keeps the signals and drops most of the noise;
 * width = a power of two near n / 2, between 32 and 512: more units than samples only adds
   ways to memorise; depth 1 (one trunk layer) below 2,000 samples, 2 above;
 * dropout 0.1 below 1,000 samples, 0.25 above: heavy dropout on a small trunk mostly adds
@@ -38,7 +38,7 @@ AUTO_KEYS = {
     "model.optimizer.weight_decay": "weight_decay",
     "model.batch_size": "batch_size",
 }
-#: features per training sample above which `auto` pre-selects by variance
+#: features per training sample above which `auto` pre-selects features
 MAX_FEATURES_PER_SAMPLE = 10
 #: features per training sample that `auto` keeps when it pre-selects
 KEPT_PER_SAMPLE = 2

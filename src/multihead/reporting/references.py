@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss
 
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
-from multihead.data.feature_selection import select_top_variance, variance_order
+from multihead.data.feature_selection import VARIANCE, select_top_k
 from multihead.data.labels import MISSING
 from multihead.metrics.joint import JointAccuracy
 from multihead.metrics.names import JOINT
@@ -257,10 +257,12 @@ def fit_references(
 
 def same_inputs(cohort: PreparedCohort, config) -> PreparedCohort:
     """The features the job's network read: `model.top_k` (resolved by `model=auto` or tuning
-    and saved in its config.yaml) keeps the k largest-variance training features."""
-    top_k = (config.get("model") or {}).get("top_k")
+    and saved in its config.yaml) keeps the k first training features of the `model.select`
+    ranking (variance, or association with the training labels)."""
+    model = config.get("model") or {}
+    top_k = model.get("top_k")
     if isinstance(top_k, int) and not isinstance(top_k, bool):
-        return select_top_variance(cohort, top_k, variance_order(cohort))
+        return select_top_k(cohort, top_k, str(model.get("select") or VARIANCE))
     return cohort
 
 

@@ -10,12 +10,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from multihead.data.datamodule import PreparedCohort
-from multihead.data.feature_selection import select_top_variance
+from multihead.data.feature_selection import VARIANCE, FeatureRanking, select_top_k
 from multihead.models.auto_size import resolve_auto
 from multihead.models.trunk import FULL_BATCH
 from multihead.training.budget import StepBudget, apply_budget, devices, stop_reason
@@ -81,20 +80,22 @@ def run_tuning(cfg: DictConfig, cohort: PreparedCohort) -> dict:
 def plan_training(
     cfg: DictConfig,
     cohort: PreparedCohort,
-    order: np.ndarray | None = None,
+    ranking: FeatureRanking | None = None,
     quiet: bool = False,
     tuning: bool = True,
 ) -> TrainingPlan:
     """Tuning (`tune=optuna`, unless `tuning=False`), `auto` values, features (`model.top_k`),
-    batch size, then the step budget that depends on them. `order`: the cohort's variance
-    ranking, if known."""
+    batch size, then the step budget that depends on them. `ranking`: feature rankings
+    already computed (tuning reuses them across trials)."""
     record = {}
     if tuning and (cfg.get("tune") or {}).get("name", "none") != "none":
         record["tuning"] = run_tuning(cfg, cohort)
     chosen = choose_auto(cfg, cohort, quiet)
     if chosen:
         record["auto"] = {k.split(".")[-1]: v for k, v in chosen.items()}
-    cohort = select_top_variance(cohort, cfg.model.get("top_k"), order)
+    cohort = select_top_k(
+        cohort, cfg.model.get("top_k"), str(cfg.model.get("select") or VARIANCE), ranking
+    )
     n_train = len(cohort.splits["train"])
     resolve_batch_size(cfg, n_train)
     budget = apply_budget(cfg, n_train)

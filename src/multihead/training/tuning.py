@@ -36,7 +36,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from multihead.data.datamodule import PreparedCohort
-from multihead.data.feature_selection import variance_order
+from multihead.data.feature_selection import FeatureRanking
 from multihead.data.splits import inner_folds
 from multihead.models.trunk import AUTO
 from multihead.run_folder import TUNING_TRIALS_FILE
@@ -116,13 +116,13 @@ def trial_cohorts(cfg: DictConfig, cohort: PreparedCohort, folds: int) -> list[P
 
 
 def fit_trial(
-    cfg: DictConfig, cohort: PreparedCohort, order, callback: PruneOnValidation
+    cfg: DictConfig, cohort: PreparedCohort, ranking: FeatureRanking, callback: PruneOnValidation
 ) -> tuple[int, float]:
     """Train one trial; returns (steps, seconds)."""
     from multihead.training.plan import plan_training  # plan_training calls tune()
 
     started = time.perf_counter()
-    plan = plan_training(cfg, cohort, order=order, quiet=True)
+    plan = plan_training(cfg, cohort, ranking=ranking, quiet=True)
     module = build_module(cfg, plan.cohort, output_dir=None)
     datamodule = build_datamodule(cfg, plan.cohort)
     stopping = (cfg.get("callbacks") or {}).get("early_stopping")
@@ -163,7 +163,7 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
     )
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
     metric = str(tune_cfg.metric)
-    order = variance_order(cohort)  # ranked once for every trial's top-k
+    ranking = FeatureRanking()  # each fold's rankings computed once for every trial
     started = time.perf_counter()
     print(
         f"tuning: {tune_cfg.trials} trials ({direction} {tune_cfg.metric} on "
@@ -183,7 +183,7 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
         for k, fold_cohort in enumerate(cohorts):
             # one fold: the callback reports every validation; several: once per fold below
             callback = PruneOnValidation(trial if folds == 1 else None, metric, direction)
-            fold_steps, fold_seconds = fit_trial(config, fold_cohort, order, callback)
+            fold_steps, fold_seconds = fit_trial(config, fold_cohort, ranking, callback)
             steps, seconds = steps + fold_steps, seconds + fold_seconds
             if callback.pruned:
                 pruned = True

@@ -6,6 +6,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multihead.components import build_component, component_args, component_class
+from multihead.data.feature_selection import check_selection
 from multihead.data.placement import HOST, check_placement
 from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
@@ -123,6 +124,8 @@ def check_model(cfg: DictConfig) -> None:
     top_k = cfg.model.get("top_k")
     if top_k not in (None, AUTO) and (not isinstance(top_k, int) or top_k < 1):
         raise ConfigError(f"model.top_k must be null, auto or an integer >= 1, got {top_k!r}")
+    if cfg.model.get("select") is not None:
+        check_selection(cfg.model.select)
     batch = cfg.model.get("batch_size")
     if batch not in (None, AUTO, FULL_BATCH) and (not isinstance(batch, int) or batch < 1):
         raise ConfigError(
