@@ -2,6 +2,8 @@
 
     python scripts/benchmark_small.py                    # every cohort found, defaults below
     python scripts/benchmark_small.py --splits 5 --trials 20 --cohorts all_leukemia
+    python scripts/benchmark_small.py --cohorts synthetic --synthetic-trials 20 \
+        --extra model.select=association
 
 Per cohort and task it prints the tuned network (`head=split loss=regression`: age as
 regression, sex as cross-entropy), `model=linear` (ridge + logistic regression, its penalty and
@@ -164,7 +166,10 @@ def tuned(trials: int) -> list[str]:
     return ["tune=optuna", f"tune.trials={trials}"] if trials > 0 else []
 
 
-def benchmark(name: str, splits: int, trials: int, root: Path) -> pd.DataFrame:
+def benchmark(
+    name: str, splits: int, trials: int, root: Path, extra: list[str] = ()
+) -> pd.DataFrame:
+    """`extra`: overrides for the network and model=linear (e.g. model.select=association)."""
     overrides, network_model, folder = COHORTS[name]
     data = [o.format(d=SHARED / folder) if folder else o for o in overrides]
     rows = []
@@ -174,13 +179,14 @@ def benchmark(name: str, splits: int, trials: int, root: Path) -> pd.DataFrame:
         runs = {
             "network": run_quietly(
                 compose_cfg(
-                    [*base, f"model={network_model}", *NETWORK, *tuned(trials)],
+                    [*base, f"model={network_model}", *NETWORK, *tuned(trials), *extra],
                     root / name / f"split{split}" / "network",
                 )
             ),
             "linear": run_quietly(
                 compose_cfg(
-                    [*base, *LINEAR, *tuned(trials)], root / name / f"split{split}" / "linear"
+                    [*base, *LINEAR, *tuned(trials), *extra],
+                    root / name / f"split{split}" / "linear",
                 )
             ),
         }
@@ -243,6 +249,12 @@ def main(argv: list[str] | None = None) -> None:
         "--synthetic-trials", type=int, default=0, help="tuning trials on the built-in cohort"
     )
     parser.add_argument("--out", type=Path, default=None, help="keep the job folders here")
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="overrides for the network and model=linear, e.g. model.select=association",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     root = args.out or Path(tempfile.mkdtemp(prefix="benchmark_small_"))
@@ -259,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.synthetic_splits if synthetic else args.splits,
                 args.synthetic_trials if synthetic else args.trials,
                 root,
+                args.extra,
             )
         )
     frame = pd.concat(frames, ignore_index=True)

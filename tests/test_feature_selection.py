@@ -1,6 +1,6 @@
 """`model.top_k`: selecting after loading is the same as `data.preprocess.top_k` while reading,
 a checkpoint trained with it predicts new files with the same features, and `model.select=
-association` ranks by each task's F statistic on training rows only."""
+association` ranks by each task's F test on training rows only."""
 
 from __future__ import annotations
 
@@ -66,25 +66,20 @@ def test_prediction_applies_the_selection(tmp_path):
     np.testing.assert_allclose(got[probs].to_numpy(), preds[probs].to_numpy(), atol=1e-4)
 
 
-def f_by_hand(x: np.ndarray, target: np.ndarray, classes: bool) -> np.ndarray:
-    """F statistics from scipy: one-way ANOVA across classes, or r^2 (n - 2) / (1 - r^2)."""
-    out = []
+def f_by_hand(x: np.ndarray, target: np.ndarray, classes: bool) -> tuple[np.ndarray, ...]:
+    """(F, p) from scipy: one-way ANOVA across classes, or F = r^2 (n - 2) / (1 - r^2) with
+    its p-value from the F(1, n - 2) distribution."""
+    f, p = [], []
     for column in x.T:
         if classes:
-            out.append(stats.f_oneway(*(column[target == c] for c in np.unique(target)))[0])
+            result = stats.f_oneway(*(column[target == c] for c in np.unique(target)))
+            f.append(result[0])
+            p.append(result[1])
         else:
             r = stats.pearsonr(column, target)[0]
-            out.append(r**2 * (len(target) - 2) / (1 - r**2))
-    return np.asarray(out)
-
-
-def interleaved(*rankings: np.ndarray) -> list[int]:
-    order: list[int] = []
-    for depth in range(max(len(r) for r in rankings)):
-        for ranked in rankings:
-            if depth < len(ranked) and ranked[depth] not in order:
-                order.append(int(ranked[depth]))
-    return order
+            f.append(r**2 * (len(target) - 2) / (1 - r**2))
+            p.append(stats.f.sf(f[-1], 1, len(target) - 2))
+    return np.asarray(f), np.asarray(p)
 
 
 @pytest.fixture
@@ -95,16 +90,22 @@ def cohort(tmp_path):
     return prepare_cohort(compose_config([*table, "data.labels.missing=mask"]).data)
 
 
-def test_association_ranks_each_tasks_training_labels_and_interleaves(cohort):
+def test_association_ranks_by_the_smallest_p_value_over_tasks(cohort):
     train = np.sort(cohort.splits["train"])
     x = cohort.features[torch.from_numpy(train)].double().numpy()
     years = cohort.values[train, 0].numpy().astype(np.float64)
     sex = cohort.labels[train, 1].numpy()
     assert (sex == -1).any(), "the fixture should have missing sex labels in training"
-    age_f = f_by_hand(x, years, classes=False)
-    sex_f = f_by_hand(x[sex >= 0], sex[sex >= 0], classes=True)
-    expected = interleaved(np.argsort(-age_f, kind="stable"), np.argsort(-sex_f, kind="stable"))
-    assert association_order(cohort).tolist() == expected
+    age_f, age_p = f_by_hand(x, years, classes=False)
+    sex_f, sex_p = f_by_hand(x[sex >= 0], sex[sex >= 0], classes=True)
+    p_min = np.minimum(age_p, sex_p)
+    place = np.minimum(
+        np.argsort(np.argsort(-age_f, kind="stable")), np.argsort(np.argsort(-sex_f, kind="stable"))
+    )
+    expected = sorted(range(x.shape[1]), key=lambda j: (p_min[j], place[j], j))
+    got = association_order(cohort)
+    assert got.tolist() == expected
+    assert (np.diff(p_min[got]) >= -1e-12).all()  # never a larger p-value first
     # the sex chromosome genes lead the sex ranking, age genes the age ranking
     chosen = select_top_k(cohort, 6, ASSOCIATION)
     assert {"XIST", "RPS4Y1"} <= set(chosen.feature_names)

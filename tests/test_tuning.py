@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from multihead.data.datamodule import CohortDataModule
+from multihead.data.feature_selection import FeatureRanking
 from multihead.errors import ConfigError
 from multihead.run_folder import TUNING_TRIALS_FILE
 from multihead.training import tuning
 from multihead.training.run import train
 from multihead.training.validation import validate_config
 
+SPLITS = ("train", "val", "test")
 TUNE = [
     "data.synthetic.n_samples=160",
     "data.synthetic.n_features=120",
@@ -137,3 +139,38 @@ def test_folds_score_a_trial_on_every_non_test_sample(small_config, monkeypatch)
     for trial in trials:
         assert len(trial["fold_values"]) == 3
         assert trial["value"] == pytest.approx(sum(trial["fold_values"]) / 3, rel=1e-5)
+
+
+def test_each_fold_ranks_features_on_its_own_training_rows(small_config, monkeypatch):
+    """`model.select` in the space: a fold's association ranking reads that fold's training
+    rows only, never the fold it is validated on, and the chosen ranking is recorded."""
+    ranked: list[tuple[frozenset, frozenset, frozenset]] = []
+    original = FeatureRanking.order
+
+    def order(self, cohort, select):
+        if select == "association":
+            ranked.append(tuple(frozenset(cohort.splits[s].tolist()) for s in SPLITS))
+        return original(self, cohort, select)
+
+    monkeypatch.setattr(FeatureRanking, "order", order)
+    metrics = train(
+        small_config(
+            *TUNE,
+            "tune.trials=3",
+            "tune.folds=3",
+            "tune.pruning=false",
+            "tune.space.top_k.choices=[20]",
+            "+tune.space.select={key: model.select, type: categorical, choices: [association]}",
+        )
+    )
+    assert metrics["tuning"]["chosen"]["select"] == "association"
+    assert metrics["num_features"] == 20
+    splits = set(ranked)
+    assert len(splits) == 4  # three folds, then the job's own split for the final model
+    for train_rows, val_rows, test_rows in splits:
+        assert train_rows and val_rows
+        assert not train_rows & val_rows and not train_rows & test_rows
+    folds = [s for s in splits if len(s[0]) < max(len(t) for t, _, _ in splits)]
+    assert len(folds) == 3 and len(set().union(*(v for _, v, _ in folds))) == sum(
+        len(v) for _, v, _ in folds
+    )

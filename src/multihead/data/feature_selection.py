@@ -7,12 +7,12 @@ ranking without reading the data again. Two rankings (`model.select`):
 - `variance`: training variance of the values before standardisation, the ranking
   preprocessing uses; it needs no labels, and keeps strong, sample-varying signals
   (sex-chromosome genes) but not the many weak ones an age clock is built from.
-- `association`: per task, the univariate F statistic of each feature on the training
-  samples labelled for that task (scikit-learn's `f_regression` on the raw values behind a
-  binned task, years for age, `f_classif` on the classes otherwise: the screening step of
-  "sure independence screening" and of most published clocks), the tasks' rankings then
-  interleaved so each task gets its best features in turn. Only training rows are read,
-  so a validation or test label never decides which features a model sees.
+- `association`: per task, the univariate F test of each feature on the training samples
+  labelled for that task (scikit-learn's `f_regression` on the raw values behind a binned
+  task, years for age, `f_classif` on the classes otherwise: the screening step of "sure
+  independence screening" and of most published clocks); features ranked by their smallest
+  p-value over the tasks. Only training rows are read, so a validation or test label never
+  decides which features a model sees.
 
 The fitted preprocessor is narrowed to the kept features, so a checkpoint predicts on new
 files exactly as if the file had been read with those features.
@@ -58,10 +58,13 @@ def variance_order(cohort: PreparedCohort) -> np.ndarray:
     return np.argsort(-var, kind="stable")
 
 
-def task_scores(cohort: PreparedCohort, task: int, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """F statistic of every feature for one task on `rows` (x = those rows' inputs): on the
-    raw values (years) where the task has them, else on the classes; NaN where a feature is
-    constant among the labelled rows; all NaN when fewer than two classes or values occur."""
+def task_scores(
+    cohort: PreparedCohort, task: int, x: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(F statistic, p-value) of every feature for one task on `rows` (x = those rows'
+    inputs): on the raw values (years) where the task has them, else on the classes; NaN where
+    a feature is constant among the labelled rows, and everywhere when fewer than two classes
+    or values occur."""
     values = cohort.values[rows, task].numpy().astype(np.float64)
     codes = cohort.labels[rows, task].numpy()
     with warnings.catch_warnings():  # constant features: scikit-learn warns and returns NaN
@@ -69,32 +72,29 @@ def task_scores(cohort: PreparedCohort, task: int, x: np.ndarray, rows: np.ndarr
         warnings.simplefilter("ignore", UserWarning)
         has_value = np.isfinite(values)
         if has_value.sum() > 2 and np.unique(values[has_value]).size > 1:
-            return f_regression(x[has_value], values[has_value])[0]
+            return f_regression(x[has_value], values[has_value])
         labelled = codes != MISSING
         if np.unique(codes[labelled]).size < 2:
-            return np.full(x.shape[1], np.nan)
-        return f_classif(x[labelled], codes[labelled])[0]
+            return np.full(x.shape[1], np.nan), np.full(x.shape[1], np.nan)
+        return f_classif(x[labelled], codes[labelled])
 
 
 def association_order(cohort: PreparedCohort) -> np.ndarray:
-    """Feature indices, the tasks' F rankings interleaved (task 1's best, task 2's best, task
-    1's second, ...; a feature already taken is skipped); features no task can rank come last,
-    by index."""
+    """Feature indices by their smallest p-value over the tasks (the tasks' F tests put on
+    one scale: a task with ten strong features takes ten places, one with three hundred weak
+    ones the next three hundred); ties, such as p-values that underflow to 0, by the feature's
+    best place in any task's F ranking, then by index. Features no task can rank come last."""
     train = _ranking_rows(cohort.splits["train"])
     x = cohort.feature_rows(train).astype(np.float64)
-    rankings = []
+    p_min = np.ones(cohort.num_features)
+    best_place = np.full(cohort.num_features, cohort.num_features)
     for t in range(len(cohort.tasks)):
-        scores = task_scores(cohort, t, x, train)
+        scores, p_values = task_scores(cohort, t, x, train)
         ranked = np.flatnonzero(np.isfinite(scores))
-        rankings.append(ranked[np.argsort(-scores[ranked], kind="stable")])
-    taken = np.zeros(cohort.num_features, dtype=bool)
-    order: list[int] = []
-    for depth in range(max((len(r) for r in rankings), default=0)):
-        for ranked in rankings:
-            if depth < len(ranked) and not taken[ranked[depth]]:
-                taken[ranked[depth]] = True
-                order.append(int(ranked[depth]))
-    return np.concatenate([np.asarray(order, dtype=np.int64), np.flatnonzero(~taken)])
+        ranked = ranked[np.argsort(-scores[ranked], kind="stable")]
+        best_place[ranked] = np.minimum(best_place[ranked], np.arange(len(ranked)))
+        p_min = np.fmin(p_min, np.where(np.isfinite(scores), p_values, 1.0))
+    return np.lexsort((np.arange(cohort.num_features), best_place, p_min))
 
 
 def check_selection(select: object) -> str:

@@ -4,7 +4,7 @@ n is the number of training samples, p the number of features after preprocessin
 (reasoning in the README, "Small cohorts"):
 
 * features: when p > 10 n, keep the first max(256, 2 n) of the `model.select` ranking
-  (default: association with each task's training labels). With p >> n a network fits the
+  (default: training variance). With p >> n a network fits the
   training samples through whichever of the many inputs it meets first (on the ALL cohort:
   1,000 inputs for 87 samples gave sex balanced accuracy 0.55, 200 gave 0.75-0.85);
   pre-selection keeps the signals and drops most of the noise;
