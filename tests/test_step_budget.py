@@ -44,6 +44,17 @@ def test_tiny_cohort_trains_the_minimum_steps(small_config):
     assert metrics["budget"]["val_every_epochs"] == 10
 
 
+def test_steps_and_stop_reason_come_back_from_spawned_processes(small_config):
+    """trainer=ddp_cpu trains in two child processes; the main process's own counters stay
+    at 0, so what it records must come from the ranks (84 samples: one batch each)."""
+    metrics = train(
+        small_config(*TINY, "trainer=ddp_cpu", "budget.min_steps=30", "budget.val_every_steps=10")
+    )
+    assert metrics["world_size"] == 2
+    assert metrics["steps_trained"] == 30
+    assert metrics["stop_reason"] == "max_epochs (30) reached"
+
+
 def test_early_stopping_counts_steps(tmp_path):
     with_stopping = [o for o in SMALL if not o.startswith("callbacks.early_stopping")]
     cfg = compose_config(

@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, open_dict
 
 from multihead.errors import ConfigError
@@ -97,16 +98,50 @@ def apply_budget(cfg: DictConfig, n_train: int) -> StepBudget:
     return plan
 
 
-def stop_reason(trainer: pl.Trainer) -> str:
-    """Why fit ended, in words: early stopping, the step limit or the epoch limit."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, pl.callbacks.EarlyStopping) and callback.stopped_epoch > 0:
-            return (
-                f"early stopping: {callback.monitor} did not improve for "
-                f"{callback.patience} validations"
-            )
-    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
-        return f"max_steps ({trainer.max_steps}) reached"
-    if trainer.interrupted:
-        return "interrupted"
-    return f"max_epochs ({trainer.max_epochs}) reached"
+#: what fit did, put into `trainer.callback_metrics` at the end of fit: a spawned strategy
+#: (`trainer=ddp_cpu`) trains in child processes and sends only those metrics (and the
+#: trainer's state) back to the main process, whose own step and epoch counters stay at 0
+FIT_STEPS = "fit/steps"
+FIT_EPOCHS = "fit/epochs"
+FIT_STOPPED_EARLY = "fit/stopped_early"
+
+
+class FitRecord(pl.Callback):
+    """Copies the step and epoch counters and whether early stopping ended the fit into
+    `trainer.callback_metrics`, which reach the main process under every strategy."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        early = any(
+            isinstance(c, pl.callbacks.EarlyStopping) and c.stopped_epoch > 0
+            for c in trainer.callbacks
+        )
+        trainer.callback_metrics.update(
+            {
+                FIT_STEPS: torch.tensor(trainer.global_step),
+                FIT_EPOCHS: torch.tensor(trainer.current_epoch),
+                FIT_STOPPED_EARLY: torch.tensor(int(early)),
+            }
+        )
+
+
+def fit_summary(trainer: pl.Trainer) -> tuple[int, int, str]:
+    """(optimizer steps, epochs, why fit ended in words) after `trainer.fit`."""
+    metrics = trainer.callback_metrics
+    steps = int(metrics.get(FIT_STEPS, trainer.global_step))
+    epochs = int(metrics.get(FIT_EPOCHS, trainer.current_epoch))
+    early = bool(metrics.get(FIT_STOPPED_EARLY, 0))
+    stopping = next(
+        (c for c in trainer.callbacks if isinstance(c, pl.callbacks.EarlyStopping)), None
+    )
+    if early and stopping is not None:
+        reason = (
+            f"early stopping: {stopping.monitor} did not improve for "
+            f"{stopping.patience} validations"
+        )
+    elif trainer.max_steps not in (None, -1) and steps >= trainer.max_steps:
+        reason = f"max_steps ({trainer.max_steps}) reached"
+    elif trainer.interrupted:
+        reason = "interrupted"
+    else:
+        reason = f"max_epochs ({trainer.max_epochs}) reached"
+    return steps, epochs, reason

@@ -16,6 +16,7 @@ from multihead.models.losses.base import TaskTargets
 from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.network import build_network
 from multihead.models.weighting.base import TaskWeighting
+from multihead.training.budget import FitRecord
 from multihead.training.loggers import build_loggers
 from multihead.training.module import MultiHeadModule
 from multihead.training.resume import RandomState
@@ -80,6 +81,7 @@ def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModul
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RandomState())  # a job resumed from a checkpoint draws as if never stopped
+    callbacks.append(FitRecord())  # steps and stop reason, also from spawned processes
     loggers = build_loggers(cfg.get("logger"))
     return instantiate(
         cfg.trainer,

@@ -17,7 +17,7 @@ from multihead.data.datamodule import PreparedCohort
 from multihead.data.feature_selection import VARIANCE, FeatureRanking, select_top_k
 from multihead.models.auto_size import resolve_auto
 from multihead.models.trunk import FULL_BATCH
-from multihead.training.budget import StepBudget, apply_budget, devices, stop_reason
+from multihead.training.budget import StepBudget, apply_budget, devices, fit_summary
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,9 @@ class TrainingPlan:
     def fitted(self, trainer: pl.Trainer, quiet: bool = False) -> None:
         """Steps taken and why training stopped; call right after fit (testing a checkpoint
         restores the callbacks' state)."""
-        reason = stop_reason(trainer)
-        steps = int(trainer.global_step)
+        steps, epochs, reason = fit_summary(trainer)
         if not quiet:
-            print(f"trained {steps} optimizer steps ({trainer.current_epoch} epochs): {reason}")
+            print(f"trained {steps} optimizer steps ({epochs} epochs): {reason}")
         self.record.update({"steps_trained": steps, "stop_reason": reason})
 
     def results(self) -> dict:
