@@ -14,7 +14,6 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
-    MulticlassAUROC,
     MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
@@ -22,6 +21,7 @@ from torchmetrics.classification import (
 )
 
 from multihead.data.labels import MISSING
+from multihead.metrics.auroc import ClassAUROC
 from multihead.metrics.names import ECE_BINS
 from multihead.tasks import Task
 
@@ -71,9 +71,7 @@ class TaskMetrics(nn.Module):
                 {
                     # per class, averaged in compute_scalars: torchmetrics' macro scores a
                     # class with no positives as 0 and still divides by k (understates AUROC)
-                    "auroc_macro": MulticlassAUROC(
-                        k, average="none", thresholds=None, validate_args=CHECKED
-                    ),
+                    "auroc_macro": ClassAUROC(k),
                     "ece": MulticlassCalibrationError(
                         k, n_bins=ECE_BINS, norm="l1", validate_args=CHECKED
                     ),
