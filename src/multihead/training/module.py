@@ -169,10 +169,9 @@ class MultiHeadModule(pl.LightningModule):
             values.update({f"train/{n}": v for n, v in zip(self._train_names, means, strict=True)})
         weights = self.weighting.epoch_values()  # identical on every process
         values.update({f"weighting/{k}": as_logged(v) for k, v in weights.items()})
-        if "train/loss" in values:  # the progress bar shows it, as `self.log(prog_bar=True)`
-            bar = self.trainer._logger_connector._progress_bar_metrics  # noqa: SLF001
-            bar["train/loss"] = values["train/loss"].item()
         self._log_at_once(values, train_epoch_end=True)
+        if "train/loss" in values:
+            self._show_in_progress_bar("train/loss", values["train/loss"])
 
     # ------------------------------------------------------------------------ evaluation
 
@@ -207,9 +206,7 @@ class MultiHeadModule(pl.LightningModule):
         if not self.trainer.sanity_checking:  # Lightning neither logs nor keeps a sanity check's
             values = {f"val/{k}": as_logged(v) for k, v in scalars.items() if v is not None}
             self._log_at_once(values)
-        self.log(
-            "val_joint", scalars["joint_accuracy"], prog_bar=True, sync_dist=True, logger=False
-        )
+            self._show_in_progress_bar("val_joint", values["val/joint_accuracy"])
 
     def _log_at_once(self, values: dict[str, torch.Tensor], train_epoch_end: bool = False) -> None:
         """Epoch-end scalars at once, as Lightning's epoch-end logging would write them (one
@@ -230,6 +227,14 @@ class MultiHeadModule(pl.LightningModule):
             trainer._logger_connector.log_metrics(values)  # noqa: SLF001 - self.log's own path
         finally:
             loop._batches_that_stepped += int(train_epoch_end)  # noqa: SLF001
+
+    def _show_in_progress_bar(self, name: str, value: torch.Tensor) -> None:
+        """What `self.log(name, value, prog_bar=True, logger=False)` at an epoch's end does
+        (the value in the progress bar and in `trainer.callback_metrics`), without its
+        bookkeeping."""
+        trainer = self.trainer
+        trainer.callback_metrics[name] = value
+        trainer._logger_connector._progress_bar_metrics[name] = value.item()  # noqa: SLF001
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics)
