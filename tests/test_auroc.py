@@ -89,3 +89,10 @@ def test_metric_accumulates_batches_and_resets():
     with pytest.warns(UserWarning, match="before the ``update``"):  # as torchmetrics' own:
         with pytest.raises(ValueError, match="No samples"):  # nothing to score is an error
             metric.compute()
+
+
+def test_half_precision_scores_give_the_float32_result():
+    scores, target = random_case(7, 120, 4, ties=False, absent=None)
+    half = torch.from_numpy(scores).to(torch.bfloat16)
+    got = one_vs_rest_auroc(half, torch.from_numpy(target), 4)
+    assert torch.equal(got, one_vs_rest_auroc(half.float(), torch.from_numpy(target), 4))

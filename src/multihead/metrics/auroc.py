@@ -34,7 +34,10 @@ def one_vs_rest_auroc(scores: torch.Tensor, target: torch.Tensor, num_classes: i
     """(num_classes,) float32 (torchmetrics' dtype): the AUROC of column c of `scores`
     (n, num_classes) for class c of `target` (n,) against the rest; 0 for a class without
     positives or negatives."""
-    columns = scores.detach().T.contiguous()  # (classes, n): one sorted row per class
+    scores = scores.detach()
+    if scores.dtype in (torch.float16, torch.bfloat16):  # exact in float32, same order
+        scores = scores.float()
+    columns = scores.T.contiguous()  # (classes, n): one sorted row per class
     ordered = columns.sort(dim=1).values
     below = torch.searchsorted(ordered, columns, right=False)  # scores strictly lower
     up_to = torch.searchsorted(ordered, columns, right=True)  # scores lower or equal
@@ -51,7 +54,9 @@ def one_vs_rest_auroc(scores: torch.Tensor, target: torch.Tensor, num_classes: i
 class ClassAUROC(Metric):
     """Per-class one-vs-rest AUROC (`one_vs_rest_auroc`) of everything updated since the last
     reset; scores and labels are kept (as torchmetrics' exact AUROC keeps them) and gathered
-    across processes before `compute`. Labels must lie in [0, num_classes)."""
+    across processes before `compute`. Labels must lie in [0, num_classes). Scores are used
+    as they are: torchmetrics would apply a softmax to a batch with any score outside [0, 1]
+    (taking it for logits), which the losses' probabilities never are."""
 
     full_state_update = False
 
