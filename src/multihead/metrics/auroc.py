@@ -4,7 +4,8 @@ Why not torchmetrics' `MulticlassAUROC(thresholds=None)`: it builds a full ROC c
 class (a sort, cumulative sums, threshold de-duplication and a trapezoid per class, in
 Python), about 2 ms a validation for an 18-class task of 300 samples, a tenth of the
 project's time outside the training steps on the built-in cohort. The same number comes
-from one batched sort and two binary searches: 0.3 ms.
+from one batched sort and a running maximum and minimum over runs of tied scores: 0.5 ms,
+the metric's update, compute and reset included.
 
 The definition is the same as torchmetrics' and scikit-learn's `roc_auc_score` (exact, no
 binning): the area under the ROC curve of "class c" against "any other class" equals the
@@ -37,12 +38,17 @@ def one_vs_rest_auroc(scores: torch.Tensor, target: torch.Tensor, num_classes: i
     scores = scores.detach()
     if scores.dtype in (torch.float16, torch.bfloat16):  # exact in float32, same order
         scores = scores.float()
-    columns = scores.T.contiguous()  # (classes, n): one sorted row per class
-    ordered = columns.sort(dim=1).values
-    below = torch.searchsorted(ordered, columns, right=False)  # scores strictly lower
-    up_to = torch.searchsorted(ordered, columns, right=True)  # scores lower or equal
-    ranks = (below + up_to + 1).double() / 2  # 1-based rank, ties averaged
-    positive = target.unsqueeze(0) == torch.arange(num_classes, device=target.device)[:, None]
+    ordered, order = scores.T.sort(dim=1)  # (classes, n): each class's column, ascending
+    n = ordered.shape[1]
+    position = torch.arange(n, device=scores.device).expand_as(ordered)
+    starts = torch.ones_like(ordered, dtype=torch.bool)  # where a run of tied scores starts
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)  # ... and where it ends
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, position, 0).cummax(dim=1).values  # of each score's run
+    last = torch.where(ends, position, n).flip(1).cummin(dim=1).values.flip(1)
+    ranks = (first + last + 2).double() / 2  # 1-based rank, ties averaged
+    positive = target[order] == torch.arange(num_classes, device=target.device)[:, None]
     n_pos = positive.sum(dim=1).double()
     n_neg = target.numel() - n_pos
     rank_sums = (ranks * positive).sum(dim=1)
