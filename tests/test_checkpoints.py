@@ -35,7 +35,7 @@ class SavesState(pl.Callback):
         checkpoint["seen"] = trainer.global_step
 
 
-def dumps_of_a_fit(small_config, tmp_path, monkeypatch, *extra_callbacks):
+def dumps_of_a_fit(small_config, tmp_path, monkeypatch, *extra_callbacks, overrides=()):
     """(what `SparseWrites` built, a fresh `dump_checkpoint` at the same moment, reused)
     for every checkpoint of a 3-epoch fit."""
     pairs = []
@@ -49,7 +49,7 @@ def dumps_of_a_fit(small_config, tmp_path, monkeypatch, *extra_callbacks):
         return built
 
     monkeypatch.setattr(SparseWrites, "_dump", recording)
-    cfg = small_config("trainer.max_epochs=3")
+    cfg = small_config("trainer.max_epochs=3", *overrides)
     cohort = prepare_cohort(cfg.data)
     trainer = build_trainer(cfg, tmp_path / "fit")
     trainer.callbacks.extend(extra_callbacks)
@@ -77,3 +77,11 @@ def test_no_reuse_where_a_callback_writes_into_checkpoints(small_config, tmp_pat
     for built, fresh, _ in pairs:
         assert same(built, fresh) and built["seen"] == fresh["seen"]
     assert len({id(built["loops"]) for built, _, _ in pairs}) == len(pairs)  # each its own
+
+
+def test_weights_only_checkpoints_reuse_the_dump_as_it_is(small_config, tmp_path, monkeypatch):
+    weights_only = ["callbacks.checkpoint.save_weights_only=true"]
+    pairs = dumps_of_a_fit(small_config, tmp_path, monkeypatch, overrides=weights_only)
+    assert sum(reused for _, _, reused in pairs) >= 2
+    for built, fresh, _ in pairs:
+        assert "callbacks" not in built and same(built, fresh)

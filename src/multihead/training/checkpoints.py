@@ -63,9 +63,12 @@ class SparseWrites(ModelCheckpoint):
         then the last, same step) differs from the round's first only in the callbacks'
         states (this callback's best and last paths): those are taken anew, the rest (every
         other part is built from state that nothing changes in between) is the first's.
-        Not where a callback has its own `on_save_checkpoint` (it may add anything)."""
+        Not where a callback has its own `on_save_checkpoint` (it may add anything); with
+        `save_weights_only` there are no callbacks' states and the two are the same."""
         first = self._round
         if first is not None and first[0] == trainer.global_step and self._states_only(trainer):
+            if self.save_weights_only:
+                return dict(first[1])
             return {**first[1], "callbacks": call._call_callbacks_state_dict(trainer)}
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
         self._round = (trainer.global_step, checkpoint)
