@@ -21,6 +21,11 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassStatScores,
+)
 
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.metrics.joint import JointAccuracy
@@ -308,6 +313,30 @@ def test_confusion_matrix_matches_sklearn():
     assert got.sum() == 200
 
 
+def test_label_metrics_from_the_confusion_equal_torchmetrics_own_metrics():
+    """Accuracy, macro F1 and the stat scores come from one confusion matrix: bit for bit
+    what torchmetrics' MulticlassAccuracy, MulticlassF1Score and MulticlassStatScores give
+    (classes never predicted and never true included)."""
+    k = COLOUR.num_classes
+    probs, target = make_predictions(12, 200, k, absent_target=2, never_predicted=4)
+    got = feed(TaskMetrics(COLOUR), probs, target)
+    scalars = got.compute_scalars()
+    reference = {
+        "accuracy": MulticlassAccuracy(k, average="micro"),
+        "f1_macro": MulticlassF1Score(k, average="macro"),
+        "stat_scores": MulticlassStatScores(k, average=None),
+    }
+    for p, t, _ in batches(probs, target, target, sizes=BATCHES):
+        for metric in reference.values():
+            metric.update(p.argmax(dim=1), t)
+    assert torch.equal(got.stat_scores(), reference["stat_scores"].compute())
+    for name in ("accuracy", "f1_macro"):
+        assert scalars[name] == float(reference[name].compute()), name
+    assert scalars["f1_macro"] == pytest.approx(
+        f1_score(target, probs.argmax(axis=1), average="macro", zero_division=0), **TOL
+    )
+
+
 def test_stat_scores_and_per_class_table():
     k = COLOUR.num_classes
     # Class 4 never predicted (precision 0/0 -> 0), class 2 never a target (recall 0/0 -> 0).
@@ -315,7 +344,7 @@ def test_stat_scores_and_per_class_table():
     pred = probs.argmax(axis=1)
     assert 4 in target and 4 not in pred and 2 not in target and 2 in pred
 
-    stats = feed(TaskMetrics(COLOUR), probs, target).stat_scores.compute().numpy()
+    stats = feed(TaskMetrics(COLOUR), probs, target).stat_scores().numpy()
     table = per_class_table(stats, list(COLOUR.classes))
 
     for c in range(k):
@@ -365,7 +394,7 @@ def test_missing_labels_are_left_out_of_every_metric():
         metrics.confusion.compute().numpy(),
         confusion_matrix(t, p.argmax(axis=1), labels=range(AGE.num_classes)),
     )
-    assert int(metrics.stat_scores.compute()[:, 4].sum()) == int(keep.sum())
+    assert int(metrics.stat_scores()[:, 4].sum()) == int(keep.sum())
     # Using all samples would have given something else.
     assert got["accuracy"] != pytest.approx(accuracy_score(target, probs.argmax(axis=1)), abs=1e-4)
 
@@ -390,7 +419,7 @@ def test_reset_forgets_the_first_round():
         metrics.confusion.compute().numpy(),
         confusion_matrix(target2, probs2.argmax(axis=1), labels=range(AGE.num_classes)),
     )
-    assert int(metrics.stat_scores.compute()[:, 4].sum()) == 200
+    assert int(metrics.stat_scores()[:, 4].sum()) == 200
 
 
 # ------------------------------------------------------------- joint and prediction store

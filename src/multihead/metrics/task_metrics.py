@@ -12,16 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassAUROC,
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassStatScores,
-)
+from torchmetrics.classification import MulticlassCalibrationError, MulticlassConfusionMatrix
+from torchmetrics.functional.classification.accuracy import _accuracy_reduce
+from torchmetrics.functional.classification.f_beta import _fbeta_reduce
 
 from multihead.data.labels import MISSING
+from multihead.metrics.auroc import ClassAUROC
 from multihead.metrics.names import ECE_BINS
 from multihead.tasks import Task
 
@@ -60,20 +56,14 @@ class TaskMetrics(nn.Module):
         k = task.num_classes
         self.task = task
         self.probabilistic = probabilistic
-        self.scalars = MetricCollection(
-            {
-                "accuracy": MulticlassAccuracy(k, average="micro", validate_args=CHECKED),
-                "f1_macro": MulticlassF1Score(k, average="macro", validate_args=CHECKED),
-            }
-        )
+        # every label metric comes from the confusion matrix: one update a batch
+        self.confusion = MulticlassConfusionMatrix(k, validate_args=CHECKED)
         self.probability_scalars = (
             MetricCollection(
                 {
                     # per class, averaged in compute_scalars: torchmetrics' macro scores a
                     # class with no positives as 0 and still divides by k (understates AUROC)
-                    "auroc_macro": MulticlassAUROC(
-                        k, average="none", thresholds=None, validate_args=CHECKED
-                    ),
+                    "auroc_macro": ClassAUROC(k),
                     "ece": MulticlassCalibrationError(
                         k, n_bins=ECE_BINS, norm="l1", validate_args=CHECKED
                     ),
@@ -82,8 +72,6 @@ class TaskMetrics(nn.Module):
             if probabilistic
             else None
         )
-        self.confusion = MulticlassConfusionMatrix(k, validate_args=CHECKED)
-        self.stat_scores = MulticlassStatScores(k, average=None, validate_args=CHECKED)
         self.ordinal = (
             MetricCollection(
                 {
@@ -117,9 +105,7 @@ class TaskMetrics(nn.Module):
         target, value, preds = target[keep], value[keep], preds[keep]
         if target.numel() == 0:
             return
-        self.scalars.update(preds, target)
         self.confusion.update(preds, target)
-        self.stat_scores.update(preds, target)
         if self.probability_scalars is not None:
             self.probability_scalars.update(probs[keep], target)
         if self.ordinal is not None:
@@ -132,12 +118,30 @@ class TaskMetrics(nn.Module):
             self.ordinal["mae_years_argmax"].update((argmax_years - true_years).abs())
             self.ordinal["within_one_bin_accuracy"].update(((preds - target).abs() <= 1).float())
 
+    def stat_scores(self) -> torch.Tensor:
+        """Per class [tp, fp, tn, fn, support] (int64): torchmetrics' `MulticlassStatScores`
+        (average=None), derived from the confusion matrix (true class x predicted class) as
+        that metric derives them from its own."""
+        confusion = self.confusion.compute()
+        tp = confusion.diag()
+        fp = confusion.sum(0) - tp
+        fn = confusion.sum(1) - tp
+        tn = confusion.sum() - (fp + fn + tp)
+        return torch.stack([tp, fp, tn, fn, tp + fn], dim=-1)
+
     def compute_scalars(self) -> dict[str, float | None]:
-        out = {k: float(v) for k, v in self.scalars.compute().items()}
-        out["balanced_accuracy"] = balanced_accuracy(self.stat_scores.compute())
+        stats = self.stat_scores()
+        tp, fp, tn, fn = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+        # torchmetrics' reductions of the same counts: MulticlassAccuracy(average="micro")
+        # and MulticlassF1Score(average="macro"), classes with tp + fp + fn == 0 left out
+        out = {
+            "accuracy": float(_accuracy_reduce(tp, fp, tn, fn, average="micro")),
+            "f1_macro": float(_fbeta_reduce(tp, fp, tn, fn, 1.0, average="macro")),
+        }
+        out["balanced_accuracy"] = balanced_accuracy(stats)
         if self.probability_scalars is not None:
             scalars = self.probability_scalars.compute()
-            present = self.stat_scores.compute()[:, 4] > 0  # support: classes with positives
+            present = stats[:, 4] > 0  # support: classes with positives
             out["auroc_macro"] = float(scalars["auroc_macro"][present].mean())
             out["ece"] = float(scalars["ece"])
         else:
@@ -147,12 +151,6 @@ class TaskMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
-        for m in (
-            self.scalars,
-            self.probability_scalars,
-            self.confusion,
-            self.stat_scores,
-            self.ordinal,
-        ):
+        for m in (self.probability_scalars, self.confusion, self.ordinal):
             if m is not None:
                 m.reset()

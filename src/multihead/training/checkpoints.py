@@ -20,6 +20,7 @@ from weakref import proxy
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.trainer import call
 
 LIVE = ("state_dict", "optimizer_states")  # a checkpoint's parts that training changes in place
 
@@ -42,6 +43,7 @@ class SparseWrites(ModelCheckpoint):
         self._pending: dict[str, dict] = {}  # path -> checkpoint not yet written
         self._written_at = time.monotonic()
         self._live: tuple[int, dict] | None = None  # (global step, copies of the LIVE parts)
+        self._round: tuple[int, dict] | None = None  # (global step, this round's first dump)
 
     def _live_copies(self, trainer: pl.Trainer, checkpoint: dict) -> dict:
         """Copies of the weights and optimizer state, made once per optimizer step: the best
@@ -56,9 +58,31 @@ class SparseWrites(ModelCheckpoint):
         self._live = None  # weights may have been loaded since: copies are never reused
         super().on_fit_start(trainer, pl_module)
 
+    def _dump(self, trainer: pl.Trainer) -> dict:
+        """What trainer.save_checkpoint saves. The last checkpoint of a round (the best one,
+        then the last, same step) differs from the round's first only in the callbacks'
+        states (this callback's best and last paths): those are taken anew, the rest (every
+        other part is built from state that nothing changes in between) is the first's.
+        Not where a callback has its own `on_save_checkpoint` (it may add anything); with
+        `save_weights_only` there are no callbacks' states and the two are the same."""
+        first = self._round
+        if first is not None and first[0] == trainer.global_step and self._states_only(trainer):
+            if self.save_weights_only:
+                return dict(first[1])
+            return {**first[1], "callbacks": call._call_callbacks_state_dict(trainer)}
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        self._round = (trainer.global_step, checkpoint)
+        return checkpoint
+
+    @staticmethod
+    def _states_only(trainer: pl.Trainer) -> bool:
+        """Whether every callback's part of a checkpoint is its `state_dict` alone."""
+        base = pl.Callback.on_save_checkpoint
+        return all(type(c).on_save_checkpoint is base for c in trainer.callbacks)
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # what trainer.save_checkpoint does, less the write; every process takes part
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        checkpoint = self._dump(trainer)
         # weights and optimizer state change in place as training goes on: copied; the rest
         # of a checkpoint (counters, callbacks', data module's and random states) is built
         # anew by every dump
@@ -67,8 +91,13 @@ class SparseWrites(ModelCheckpoint):
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
+        self._round = None  # a round of saves starts: the best checkpoint, then the last
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
         super()._save_last_checkpoint(trainer, monitor_candidates)  # the epoch's last one
+        self._round = None
         due = time.monotonic() - self._written_at >= self.write_every_s
         if trainer.strategy.reduce_boolean_decision(due, all=False):  # rank 0's clock decides
             self.write_pending(trainer)

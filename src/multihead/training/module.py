@@ -20,6 +20,13 @@ WEIGHTING_COUNTERS = "weighting_counters"  # checkpoint key: e.g. PCGrad's step 
 CAPPED_LOSS = "capped_loss"  # logged as val/capped_loss: see EvaluationMetrics.capped_task_losses
 
 
+def as_logged(value: float | torch.Tensor) -> torch.Tensor:
+    """A scalar as `self.log` keeps it: a float32 tensor."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float32)
+    return torch.tensor(value, dtype=torch.float32)
+
+
 class MultiHeadModule(pl.LightningModule):
     """A gradient weighting (`weighting.manual`, e.g. pcgrad) runs with manual optimization:
     it sets the gradients itself, so Lightning's backward is not used."""
@@ -155,14 +162,16 @@ class MultiHeadModule(pl.LightningModule):
         self._train_sums = None
 
     def on_train_epoch_end(self) -> None:
+        values: dict[str, torch.Tensor] = {}
         if self._train_sums is not None:  # weighted means over every process's samples
             sums = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")
             means = sums[:-1] / sums[-1]
-            names = self._train_names
-            self.log("train/loss", means[0], prog_bar=True)
-            self.log_dict({f"train/{n}": v for n, v in zip(names[1:], means[1:], strict=True)})
-        values = self.weighting.epoch_values()  # identical on every process
-        self.log_dict({f"weighting/{k}": v for k, v in values.items()}, sync_dist=True)
+            values.update({f"train/{n}": v for n, v in zip(self._train_names, means, strict=True)})
+        weights = self.weighting.epoch_values()  # identical on every process
+        values.update({f"weighting/{k}": as_logged(v) for k, v in weights.items()})
+        self._log_at_once(values, train_epoch_end=True)
+        if "train/loss" in values:
+            self._show_in_progress_bar("train/loss", values["train/loss"])
 
     # ------------------------------------------------------------------------ evaluation
 
@@ -194,24 +203,38 @@ class MultiHeadModule(pl.LightningModule):
         capped = self.weighting.selection_loss(self.val_metrics.capped_task_losses())
         scalars[CAPPED_LOSS] = float(capped)
         self.val_metrics.reset()
-        self._log_validation({f"val/{k}": v for k, v in scalars.items() if v is not None})
-        self.log(
-            "val_joint", scalars["joint_accuracy"], prog_bar=True, sync_dist=True, logger=False
-        )
+        if not self.trainer.sanity_checking:  # Lightning neither logs nor keeps a sanity check's
+            values = {f"val/{k}": as_logged(v) for k, v in scalars.items() if v is not None}
+            self._log_at_once(values)
+            self._show_in_progress_bar("val_joint", values["val/joint_accuracy"])
 
-    def _log_validation(self, values: dict[str, float]) -> None:
-        """Every validation scalar at once, as Lightning's epoch-end logging would write them
-        (one row: same step, same `epoch`, float32 values), without a `self.log` per value:
-        each costs about a millisecond of Lightning bookkeeping, a fifth of a small cohort's
+    def _log_at_once(self, values: dict[str, torch.Tensor], train_epoch_end: bool = False) -> None:
+        """Epoch-end scalars at once, as Lightning's epoch-end logging would write them (one
+        row: same step, same `epoch`, float32 values), without a `self.log` per value: each
+        costs about a millisecond of Lightning bookkeeping, a fifth of a small cohort's
         validation. The values are identical on every process (torchmetrics' compute syncs
-        them), so they need no `sync_dist`. They also go into `trainer.callback_metrics`,
-        where checkpointing, early stopping and tuning read any `val/...` key."""
+        the metrics, the strategy reduces the training sums, task weights are shared), so they
+        need no `sync_dist`. They also go into `trainer.callback_metrics`, where
+        checkpointing, early stopping and tuning read any `val/...` or `train/...` key.
+
+        `train_epoch_end`: logged at the step Lightning's fit loop logs a training epoch's
+        values at (one before its batch counter, which has counted the epoch's last step)."""
         trainer = self.trainer
-        if trainer.sanity_checking:  # Lightning neither logs nor keeps a sanity check's
-            return
-        tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in values.items()}
-        trainer.callback_metrics.update(tensors)
-        trainer._logger_connector.log_metrics(tensors)  # noqa: SLF001 - self.log's own path
+        trainer.callback_metrics.update(values)
+        loop = trainer.fit_loop.epoch_loop
+        loop._batches_that_stepped -= int(train_epoch_end)  # noqa: SLF001 - as the fit loop
+        try:
+            trainer._logger_connector.log_metrics(values)  # noqa: SLF001 - self.log's own path
+        finally:
+            loop._batches_that_stepped += int(train_epoch_end)  # noqa: SLF001
+
+    def _show_in_progress_bar(self, name: str, value: torch.Tensor) -> None:
+        """What `self.log(name, value, prog_bar=True, logger=False)` at an epoch's end does
+        (the value in the progress bar and in `trainer.callback_metrics`), without its
+        bookkeeping."""
+        trainer = self.trainer
+        trainer.callback_metrics[name] = value
+        trainer._logger_connector._progress_bar_metrics[name] = value.item()  # noqa: SLF001
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics)

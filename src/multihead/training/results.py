@@ -41,7 +41,7 @@ def collect_test_results(metrics: EvaluationMetrics, loss: MultiTaskLoss) -> Tes
     """Compute everything; collective under DDP, so every rank must call it."""
     scalars = metrics.compute_scalars()
     confusion = {n: m.confusion.compute().cpu().numpy() for n, m in metrics.tasks.items()}
-    stats = {n: m.stat_scores.compute().cpu().numpy() for n, m in metrics.tasks.items()}
+    stats = {n: m.stat_scores().cpu().numpy() for n, m in metrics.tasks.items()}
     stored = metrics.predictions.compute()
 
     def to_numpy(t):

@@ -1,0 +1,78 @@
+"""The epoch-end values logged at once (no `self.log` per value): the rows, steps and values
+Lightning's own epoch-end logging writes, and the progress bar's values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+
+from multihead.data.datamodule import prepare_cohort
+from multihead.training.builders import build_datamodule, build_module, build_trainer
+
+EPOCHS = 3
+
+
+class BatchObjectives(pl.Callback):
+    """Each training batch's objective and size, per epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[tuple[float, int]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epochs.append([])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.epochs[-1].append((float(outputs["loss"]), int(batch["y"].shape[0])))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from tests.conftest import SMALL, compose_config
+
+    out = tmp_path_factory.mktemp("epoch_logging")
+    cfg = compose_config(
+        [*SMALL, "logger=csv", "weighting=uncertainty", f"trainer.max_epochs={EPOCHS}"], out
+    )
+    cohort = prepare_cohort(cfg.data)
+    trainer = build_trainer(cfg, out)
+    objectives = BatchObjectives()
+    trainer.callbacks.append(objectives)
+    module = build_module(cfg, cohort, None)
+    trainer.fit(module, datamodule=build_datamodule(cfg, cohort))
+    history = pd.read_csv(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")
+    return trainer, objectives, history, cohort
+
+
+def test_one_training_row_per_epoch_at_the_epochs_last_step(fitted):
+    trainer, objectives, history, cohort = fitted
+    train = history.dropna(subset=["train/loss"])
+    assert list(train["epoch"]) == list(range(EPOCHS))
+    batches = [len(epoch) for epoch in objectives.epochs]
+    assert list(train["step"]) == list(np.cumsum(batches) - 1)  # Lightning's fit loop's step
+    names = [f"train/{t.name}/loss" for t in cohort.tasks]
+    names += [f"weighting/{t.name}/weight" for t in cohort.tasks]
+    assert train[names].notna().all().all()
+    assert train.filter(like="val/").isna().all().all()  # validation rows are their own
+
+
+def test_training_loss_is_the_sample_weighted_mean_of_the_batch_objectives(fitted):
+    _, objectives, history, _ = fitted
+    train = history.dropna(subset=["train/loss"])
+    for logged, epoch in zip(train["train/loss"], objectives.epochs, strict=True):
+        values, sizes = np.array(epoch).T
+        assert logged == pytest.approx(np.average(values, weights=sizes), rel=1e-5)
+
+
+def test_progress_bar_shows_the_last_training_loss_and_joint_accuracy(fitted):
+    trainer, _, history, _ = fitted
+    bar = trainer.progress_bar_metrics
+    last_train = history.dropna(subset=["train/loss"]).iloc[-1]
+    last_val = history.dropna(subset=["val/joint_accuracy"]).iloc[-1]
+    assert bar["train/loss"] == pytest.approx(last_train["train/loss"], rel=1e-7)
+    assert bar["val_joint"] == pytest.approx(last_val["val/joint_accuracy"], rel=1e-7)
+    assert float(trainer.callback_metrics["val_joint"]) == bar["val_joint"]
+    assert float(trainer.callback_metrics["train/loss"]) == bar["train/loss"]
