@@ -107,10 +107,9 @@ def selections(weights: np.ndarray, grid_k: list, score) -> list[dict]:
     """The tuning space's feature selections as grid entries: top-k by variance, or (with a
     k) by the task's univariate F statistic (`model.select=association`; here the task's own
     F alone, where the network interleaves both tasks' rankings)."""
-    return [
-        {"top": [TopVariance(weights=weights)], "top__k": grid_k},
-        {"top": [SelectKBest(score)], "top__k": [k for k in grid_k if k is not None]},
-    ]
+    ks = [k for k in grid_k if k is not None]
+    by_score = [{"top": [SelectKBest(score)], "top__k": ks}] if ks else []
+    return [{"top": [TopVariance(weights=weights)], "top__k": grid_k}, *by_score]
 
 
 def sklearn_reference(cfg) -> dict[str, float]:
