@@ -97,6 +97,12 @@ def association_order(cohort: PreparedCohort) -> np.ndarray:
     return np.lexsort((np.arange(cohort.num_features), best_place, p_min))
 
 
+def model_selection(model_cfg) -> str:
+    """The ranking a model config asks for (`model.select`; absent, as in a config saved
+    before the option existed: variance)."""
+    return str((model_cfg or {}).get("select") or VARIANCE)
+
+
 def check_selection(select: object) -> str:
     if select not in SELECTIONS:
         raise ConfigError(f"model.select must be one of {list(SELECTIONS)}, got {select!r}")

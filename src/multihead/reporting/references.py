@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss
 
 from multihead.data.datamodule import PreparedCohort, prepare_cohort
-from multihead.data.feature_selection import VARIANCE, select_top_k
+from multihead.data.feature_selection import model_selection, select_top_k
 from multihead.data.labels import MISSING
 from multihead.metrics.joint import JointAccuracy
 from multihead.metrics.names import JOINT
@@ -262,7 +262,7 @@ def same_inputs(cohort: PreparedCohort, config) -> PreparedCohort:
     model = config.get("model") or {}
     top_k = model.get("top_k")
     if isinstance(top_k, int) and not isinstance(top_k, bool):
-        return select_top_k(cohort, top_k, str(model.get("select") or VARIANCE))
+        return select_top_k(cohort, top_k, model_selection(model))
     return cohort
 
 

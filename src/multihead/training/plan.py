@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from multihead.data.datamodule import PreparedCohort
-from multihead.data.feature_selection import VARIANCE, FeatureRanking, select_top_k
+from multihead.data.feature_selection import FeatureRanking, model_selection, select_top_k
 from multihead.models.auto_size import resolve_auto
 from multihead.models.trunk import FULL_BATCH
 from multihead.training.budget import StepBudget, apply_budget, devices, fit_summary
@@ -92,9 +92,7 @@ def plan_training(
     chosen = choose_auto(cfg, cohort, quiet)
     if chosen:
         record["auto"] = {k.split(".")[-1]: v for k, v in chosen.items()}
-    cohort = select_top_k(
-        cohort, cfg.model.get("top_k"), str(cfg.model.get("select") or VARIANCE), ranking
-    )
+    cohort = select_top_k(cohort, cfg.model.get("top_k"), model_selection(cfg.model), ranking)
     n_train = len(cohort.splits["train"])
     resolve_batch_size(cfg, n_train)
     budget = apply_budget(cfg, n_train)
