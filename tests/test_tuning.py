@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from multihead.data.datamodule import CohortDataModule
 from multihead.data.feature_selection import FeatureRanking
@@ -83,9 +84,23 @@ def test_trials_never_see_the_test_split(small_config, monkeypatch):
 
 
 def test_linear_model_skips_what_it_does_not_have(small_config):
-    metrics = train(small_config(*TUNE, "model=linear", "tune.trials=2"))
-    assert set(metrics["tuning"]["chosen"]) == {"weight_decay", "top_k"}
-    assert set(metrics["tuning"]["skipped"]) == {"lr", "width", "depth", "dropout"}
+    metrics = train(small_config(*TUNE, "model=linear", "head=fused", "tune.trials=2"))
+    assert set(metrics["tuning"]["chosen"]) == {"penalty", "top_k"}
+    skipped = {"lr", "weight_decay", "head_penalty", "width", "depth", "dropout"}
+    assert set(metrics["tuning"]["skipped"]) == skipped  # head_penalty: fused has one matrix
+
+
+def test_per_task_penalties_are_tuned_per_task(small_config, tmp_path):
+    """`per_task: true` tunes one value per task; each trial's values and the chosen ones
+    land in the table, and the final model trains with them (config.yaml)."""
+    metrics = train(small_config(*TUNE, "model=linear", "head=split", "tune.trials=3"))
+    chosen = metrics["tuning"]["chosen"]
+    assert {"head_penalty.age", "head_penalty.sex"} <= set(chosen)
+    table = pd.read_csv(tmp_path / "run" / TUNING_TRIALS_FILE)
+    assert (table["head_penalty.age"] != table["head_penalty.sex"]).all()
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert saved.model.head_decay.age == pytest.approx(chosen["head_penalty.age"])
+    assert saved.model.head_decay.sex == pytest.approx(chosen["head_penalty.sex"])
 
 
 @pytest.mark.parametrize(
@@ -101,6 +116,7 @@ def test_linear_model_skips_what_it_does_not_have(small_config):
         ("tune.space.top_k.choices=[]", "non-empty list"),
         ("tune.space.top_k.choices=[0,10]", "model.top_k"),
         ("tune.folds=0", "tune.folds must be auto or an integer >= 1"),
+        ("tune.space.head_penalty.per_task=yes", "per_task must be true or false"),
     ],
 )
 def test_bad_space_fails_before_training(small_config, override, message):

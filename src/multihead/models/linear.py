@@ -8,6 +8,9 @@ scikit-learn computes, not an approximation shaped by an optimizer's decay rule:
     objective = sum of task losses (means over samples) + weight_decay / 2 * ||W||^2
                 + l1 * sum |W|                      (W: weight matrices; biases unpenalised)
 
+(`model.head_decay.TASK` replaces weight_decay for that task's own head: with `head=split`
+every task is then its own penalised regression, as scikit-learn fits it)
+
 which is scikit-learn's `Ridge(alpha = n_train * weight_decay / 2)` for a regression task
 with `kind=mse`, and `LogisticRegression(C = 1 / (n_train * weight_decay))` for a
 classification task with `loss=ce` and three or more classes (two classes: `C = 2 / (n_train *
@@ -49,8 +52,9 @@ class LinearTrunk(TrunkSpec):
 
 class PenalizedLBFGS(torch.optim.LBFGS):
     """L-BFGS on the loss plus an explicit L2 (`weight_decay`) and smoothed L1 (`l1`) penalty
-    on every weight matrix. Parameter groups are merged (L-BFGS takes one); a group that sets
-    `weight_decay: 0` (learned task weights) stays unpenalised, as do biases."""
+    on every weight matrix. Parameter groups are merged (L-BFGS takes one); a group's own
+    `weight_decay` (a task's head, or 0 for learned task weights) replaces the default for
+    its matrices. Biases and vectors stay unpenalised."""
 
     needs_closure = True  # cannot run under manual optimization (weighting=pcgrad)
 
@@ -67,11 +71,12 @@ class PenalizedLBFGS(torch.optim.LBFGS):
         line_search_fn: str | None = "strong_wolfe",
     ) -> None:
         groups = list(params)
-        if groups and isinstance(groups[0], dict):
-            exempt = {id(p) for g in groups if g.get("weight_decay") == 0.0 for p in g["params"]}
-            flat = [p for g in groups for p in g["params"]]
-        else:
-            exempt, flat = set(), groups
+        if not groups or not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        decays = [
+            (p, float(g.get("weight_decay", weight_decay))) for g in groups for p in g["params"]
+        ]
+        flat = [p for p, _ in decays]
         super().__init__(
             flat,
             lr=lr,
@@ -81,20 +86,19 @@ class PenalizedLBFGS(torch.optim.LBFGS):
             tolerance_change=tolerance_change,
             line_search_fn=line_search_fn,
         )
-        self.penalized = [p for p in flat if p.dim() >= 2 and id(p) not in exempt]
-        self.weight_decay = float(weight_decay)
+        self.penalized = [(p, decay) for p, decay in decays if p.dim() >= 2]
         self.l1 = float(l1)
 
     @torch.no_grad()
     def add_penalty(self) -> torch.Tensor:
         """Adds the penalty's gradient to every penalised `.grad`; returns its value."""
         total = torch.zeros(())
-        for p in self.penalized:
+        for p, decay in self.penalized:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            if self.weight_decay:
-                p.grad.add_(p, alpha=self.weight_decay)
-                total += self.weight_decay / 2 * p.square().sum()
+            if decay:
+                p.grad.add_(p, alpha=decay)
+                total += decay / 2 * p.square().sum()
             if self.l1:
                 smooth = torch.sqrt(p.square() + L1_SMOOTHING**2)
                 p.grad.add_(p / smooth, alpha=self.l1)

@@ -65,6 +65,7 @@ def build_module(
         weighting,
         output_dir=output_dir,
         plots=bool(cfg.get("plots", False)),
+        head_decay=dict(cfg.model.get("head_decay") or {}),
     )
 
 

@@ -40,6 +40,7 @@ class MultiHeadModule(pl.LightningModule):
         weighting: TaskWeighting,
         output_dir: str | None = None,
         plots: bool = False,
+        head_decay: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -49,6 +50,7 @@ class MultiHeadModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.output_dir = output_dir
         self.plots = plots  # `plots`: confusion PNGs in the run folder as well
+        self.head_decay = dict(head_decay or {})  # task -> decay of its own head parameters
         self.automatic_optimization = not weighting.manual
         self.val_metrics: EvaluationMetrics | None = None
         self.test_metrics: EvaluationMetrics | None = None
@@ -109,9 +111,18 @@ class MultiHeadModule(pl.LightningModule):
         return self.net(x)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Learned task weights get no weight decay: decay would pull every log-variance
-        towards 0, i.e. towards equal weights, whatever the data say."""
-        groups = [{"params": self.model_parameters()}]
+        """A task in `model.head_decay` gets its own decay on the parameters its head alone
+        uses (one penalty per task: age and sex rarely want the same). Learned task weights
+        get no weight decay: decay would pull every log-variance towards 0, i.e. towards
+        equal weights, whatever the data say."""
+        owned = self.net.head.task_parameters()
+        own = [
+            {"params": owned[task], "weight_decay": float(decay)}
+            for task, decay in self.head_decay.items()
+        ]
+        separate = {id(p) for group in own for p in group["params"]}
+        shared = [p for p in self.model_parameters() if id(p) not in separate]
+        groups = ([{"params": shared}] if shared else []) + own
         weighting = [p for p in self.weighting.parameters() if p.requires_grad]
         if weighting:
             groups.append({"params": weighting, "weight_decay": 0.0})

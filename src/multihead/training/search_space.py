@@ -5,6 +5,11 @@ Each entry names a config key and a distribution:
     lr: {key: model.optimizer.lr, type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     top_k: {key: model.top_k, type: categorical, choices: [128, 512, null]}
     lr_mlp_only: {..., models: [mlp, auto]}   # only for these model names
+    head_decay: {key: model.head_decay, per_task: true, type: float, low: 1.0e-4, high: 1.0}
+
+`per_task: true` tunes one value per task, `KEY.TASK` (named `NAME.TASK`), for a key that maps
+tasks to values (`model.head_decay`); it is skipped for a head that keeps all tasks in one
+matrix (`fused`).
 
 A key under `model.` that the chosen model does not have (`model.trunk.width` for
 `model=linear`) is skipped for that model, so every variant of a sweep can share one space;
@@ -16,17 +21,19 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from multihead.components import component_class
 from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO
+from multihead.tasks import tasks_from_config
 
 TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("minimize", "maximize")
-PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models")
+PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models", "per_task")
 _ABSENT = object()
 
 
@@ -41,6 +48,7 @@ class Param:
     step: float | None = None
     choices: tuple | None = None
     models: tuple[str, ...] | None = None
+    per_task: bool = False  # one value per task: `key` maps tasks to values
 
     def boundary_values(self) -> list:
         if self.type == "categorical":
@@ -74,11 +82,14 @@ def _parse_param(name: str, spec: Any) -> Param:
         raise ConfigError(f"{where}.type must be one of {list(TYPES)}, got {kind!r}")
     models = spec.get("models")
     models = None if models is None else tuple(str(m) for m in models)
+    per_task = spec.get("per_task", False)
+    if not isinstance(per_task, bool):
+        raise ConfigError(f"{where}.per_task must be true or false, got {per_task!r}")
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list | tuple) or not choices:
             raise ConfigError(f"{where}: type categorical needs a non-empty list `choices`")
-        return Param(name, key, kind, choices=tuple(choices), models=models)
+        return Param(name, key, kind, choices=tuple(choices), models=models, per_task=per_task)
     low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
     if not numbers or not math.isfinite(low) or not math.isfinite(high) or low >= high:
@@ -90,14 +101,28 @@ def _parse_param(name: str, spec: Any) -> Param:
     step = spec.get("step")
     if step is not None and (log or not isinstance(step, int | float) or step <= 0):
         raise ConfigError(f"{where}.step must be a number > 0 and cannot be used with log")
-    return Param(name, key, kind, float(low), float(high), log, step, models=models)
+    return Param(
+        name, key, kind, float(low), float(high), log, step, models=models, per_task=per_task
+    )
 
 
 def applies(param: Param, cfg: DictConfig) -> bool:
     """Whether the chosen model takes this parameter (see the module docstring)."""
     if param.models is not None and str(cfg.model.get("name")) not in param.models:
         return False
+    if param.per_task and not component_class("head", cfg.head).owns_task_parameters:
+        return False
     return OmegaConf.select(cfg, param.key, default=_ABSENT) is not _ABSENT
+
+
+def per_task_params(param: Param, cfg: DictConfig) -> list[Param]:
+    """A `per_task` parameter as one parameter per task of this config (itself otherwise)."""
+    if not param.per_task:
+        return [param]
+    return [
+        replace(param, name=f"{param.name}.{task.name}", key=f"{param.key}.{task.name}")
+        for task in tasks_from_config(cfg.data.tasks)
+    ]
 
 
 def parse_space(cfg: DictConfig) -> tuple[list[Param], list[Param]]:
@@ -109,7 +134,7 @@ def parse_space(cfg: DictConfig) -> tuple[list[Param], list[Param]]:
     used, skipped = [], []
     for param in params:
         if applies(param, cfg):
-            used.append(param)
+            used.extend(per_task_params(param, cfg))
         elif param.key.startswith("model.") or param.models is not None:
             skipped.append(param)
         else:

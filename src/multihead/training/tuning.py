@@ -170,7 +170,8 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
         + ("the validation split" if folds == 1 else f"{folds} folds of train + validation")
         + f") over {[p.name for p in used]}"
         + (
-            f"; not for model={cfg.model.get('name')}: {[p.name for p in skipped]}"
+            f"; not for model={cfg.model.get('name')} head={cfg.head.get('name')}: "
+            f"{[p.name for p in skipped]}"
             if skipped
             else ""
         )

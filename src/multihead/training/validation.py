@@ -132,6 +132,7 @@ def check_model(cfg: DictConfig) -> None:
             f"model.batch_size must be null (data.batch_size), {FULL_BATCH!r}, {AUTO!r} "
             f"or an integer >= 1, got {batch!r}"
         )
+    check_head_decay(cfg)
     optimizer = component_class("model.optimizer", cfg.model.optimizer)
     manual = getattr(component_class("weighting", cfg.weighting), "manual", False)
     if getattr(optimizer, "needs_closure", False) and manual:
@@ -141,6 +142,31 @@ def check_model(cfg: DictConfig) -> None:
             "(manual optimization). Use weighting=fixed or weighting=uncertainty, or "
             "model.optimizer._target_=torch.optim.AdamW"
         )
+
+
+def check_head_decay(cfg: DictConfig) -> None:
+    """`model.head_decay`: task -> a number >= 0, for tasks of this config, on a head whose
+    tasks own parameters (split, towers, separate: `fused` has one matrix for all)."""
+    decays = cfg.model.get("head_decay") or {}
+    if not decays:
+        return
+    if not isinstance(decays, DictConfig):
+        raise ConfigError(
+            f"model.head_decay must map task names to numbers, e.g. {{age: 1.0}}, got {decays!r}"
+        )
+    head = component_class("head", cfg.head)
+    if not head.owns_task_parameters:
+        raise ConfigError(
+            f"model.head_decay needs a head with parameters per task (split, towers, "
+            f"separate); head={cfg.head.get('name')} keeps every task in one matrix"
+        )
+    names = [t.name for t in tasks_from_config(cfg.data.tasks)]
+    for task, value in decays.items():
+        if task not in names:
+            raise ConfigError(f"model.head_decay.{task}: no task {task!r}; tasks: {names}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 <= value < float("inf"):
+            raise ConfigError(f"model.head_decay.{task} must be a number >= 0, got {value!r}")
 
 
 def check_design(cfg: DictConfig, tasks: tuple[Task, ...]) -> None:

@@ -19,13 +19,20 @@ class Head(nn.Module):
 
     `shares_trunk = False` tells the network builder to feed the head the raw features
     instead of a shared trunk's latent vector (the head then builds its own trunks).
+    `owns_task_parameters = True`: every task has parameters of its own (`task_parameters`),
+    which `model.head_decay` can penalise per task; `fused` keeps all tasks in one matrix.
     """
 
     shares_trunk: ClassVar[bool] = True
+    owns_task_parameters: ClassVar[bool] = False
 
     def __init__(self, layout: TaskLayout) -> None:
         super().__init__()
         self.layout = layout
+
+    def task_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Task name -> the parameters only that task uses (empty: none are task-owned)."""
+        return {}
 
     @classmethod
     def check_options(cls, **options: object) -> None:

@@ -16,6 +16,7 @@ from multihead.tasks import TaskLayout
 
 class SeparateHead(Head):
     shares_trunk = False  # reads the features directly; the network's trunk is the identity
+    owns_task_parameters = True
 
     def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
         super().__init__(layout)
@@ -25,6 +26,9 @@ class SeparateHead(Head):
                 for name, size in zip(layout.names, layout.sizes, strict=True)
             }
         )
+
+    def task_parameters(self) -> dict[str, list[nn.Parameter]]:
+        return {name: list(module.parameters()) for name, module in self.networks.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(x) for net in self.networks.values()], dim=1)

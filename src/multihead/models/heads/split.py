@@ -16,11 +16,16 @@ def task_linears(layout: TaskLayout, latent: int) -> nn.ModuleList:
 
 
 class SplitHead(Head):
+    owns_task_parameters = True
+
     def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
         super().__init__(layout)
         self.heads = nn.ModuleDict(
             zip(layout.names, task_linears(layout, trunk.latent), strict=True)
         )
+
+    def task_parameters(self) -> dict[str, list[nn.Parameter]]:
+        return {name: list(module.parameters()) for name, module in self.heads.items()}
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([head(z) for head in self.heads.values()], dim=1)

@@ -45,6 +45,8 @@ def check_tower_options(depth: int, width: int, dropout: float) -> None:
 
 
 class TowersHead(Head):
+    owns_task_parameters = True
+
     def __init__(
         self,
         layout: TaskLayout,
@@ -68,6 +70,9 @@ class TowersHead(Head):
     ) -> None:
         super().check_options(**others)
         check_tower_options(depth, width, dropout)
+
+    def task_parameters(self) -> dict[str, list[nn.Parameter]]:
+        return {name: list(module.parameters()) for name, module in self.towers.items()}
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([t(z) for t in self.towers.values()], dim=1)
