@@ -142,3 +142,40 @@ def test_unknown_head_option_is_named():
     cfg = compose_config([*SMALL, "head=split", "+head.depth=2"])
     with pytest.raises(ConfigError, match=r"SplitHead has no option\(s\) \['depth'\]"):
         validate_config(cfg)
+
+
+SKIP_MODEL = OmegaConf.create(
+    {"trunk": {"hidden": [HIDDEN], "latent": LATENT, "dropout": 0.0, "skip": True}}
+)
+
+
+@pytest.mark.parametrize(
+    "name,trunk,head",
+    [
+        ("fused", TRUNK, linear(LATENT + IN, 6)),
+        ("split", TRUNK, linear(LATENT + IN, 4) + linear(LATENT + IN, 2)),
+        ("separate", 0, 2 * TRUNK + linear(LATENT + IN, 4) + linear(LATENT + IN, 2)),
+    ],
+)
+def test_skip_appends_the_features_to_what_the_heads_read(name, trunk, head):
+    """`model.trunk.skip`: the heads read [latent, features]; with the latent part of a head
+    zeroed, that head is exactly a linear model of the features."""
+    torch.manual_seed(0)
+    net = build_network(SKIP_MODEL, head_cfg(name), LAYOUT, IN)
+    assert count_parameters(net.trunk) == trunk
+    assert count_parameters(net.head) == head
+    x = torch.randn(5, IN)
+    if name != "separate":
+        torch.testing.assert_close(net.trunk(x), torch.cat([net.trunk.mlp(x), x], dim=1))
+    if name == "split":
+        sex = net.head.heads["sex"]
+        with torch.no_grad():
+            sex.weight[:, :LATENT] = 0.0
+        expected = x @ sex.weight[:, LATENT:].T + sex.bias
+        torch.testing.assert_close(net(x)[:, 4:], expected)
+
+
+def test_skip_must_be_a_boolean():
+    cfg = compose_config([*SMALL, "model.trunk.skip=maybe"])
+    with pytest.raises(ConfigError, match="model.trunk.skip must be true or false"):
+        validate_config(cfg)

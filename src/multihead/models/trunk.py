@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig
 from torch import nn
@@ -29,6 +30,19 @@ def mlp_trunk(
             layers.append(nn.Dropout(dropout))
         width = int(size)
     return nn.Sequential(*layers)
+
+
+class SkipTrunk(nn.Module):
+    """The MLP's latent vector with the input features appended (`model.trunk.skip`): every
+    head is then a linear model of the features plus a nonlinear part, so the network can
+    fall back to the linear model (decay shrinks the MLP's share) instead of losing to it."""
+
+    def __init__(self, mlp: nn.Module) -> None:
+        super().__init__()
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.mlp(x), x], dim=1)
 
 
 def trunk_layers(trunk_cfg: DictConfig) -> tuple[tuple[int, ...], int]:
@@ -64,13 +78,20 @@ class TrunkSpec:
     hidden: tuple[int, ...]
     latent: int
     dropout: float
+    skip: bool = False  # the input features appended to the latent vector (SkipTrunk)
+
+    @property
+    def out_features(self) -> int:
+        """Width of what the heads read: the latent vector (+ the features with `skip`)."""
+        return self.latent + (self.in_features if self.skip else 0)
 
     @classmethod
     def from_config(cls, trunk_cfg: DictConfig, in_features: int) -> TrunkSpec:
         """`width` and `depth`, when set, replace `hidden` and `latent` by `depth` layers of
         `width` units (the form `model=auto` and tuning use)."""
         hidden, latent = trunk_layers(trunk_cfg)
-        return cls(int(in_features), hidden, latent, float(trunk_cfg.dropout))
+        skip = bool(trunk_cfg.get("skip", False))
+        return cls(int(in_features), hidden, latent, float(trunk_cfg.dropout), skip)
 
     @classmethod
     def check_config(cls, trunk_cfg: DictConfig) -> None:
@@ -91,6 +112,9 @@ class TrunkSpec:
             )
         if not 0 <= float(trunk_cfg.dropout) < 1:
             raise ConfigError(f"model.trunk.dropout must be in [0, 1), got {trunk_cfg.dropout}")
+        if not isinstance(trunk_cfg.get("skip", False), bool):
+            raise ConfigError(f"model.trunk.skip must be true or false, got {trunk_cfg.skip!r}")
 
-    def build(self) -> nn.Sequential:
-        return mlp_trunk(self.in_features, self.hidden, self.latent, self.dropout)
+    def build(self) -> nn.Module:
+        mlp = mlp_trunk(self.in_features, self.hidden, self.latent, self.dropout)
+        return SkipTrunk(mlp) if self.skip else mlp

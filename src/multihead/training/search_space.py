@@ -5,6 +5,7 @@ Each entry names a config key and a distribution:
     lr: {key: model.optimizer.lr, type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     top_k: {key: model.top_k, type: categorical, choices: [128, 512, null]}
     lr_mlp_only: {..., models: [mlp, auto]}   # only for these model names
+    fused_only: {..., heads: [fused]}          # only for these head names
     head_decay: {key: model.head_decay, per_task: true, type: float, low: 1.0e-4, high: 1.0}
 
 `per_task: true` tunes one value per task, `KEY.TASK` (named `NAME.TASK`), for a key that maps
@@ -33,7 +34,7 @@ from multihead.tasks import tasks_from_config
 
 TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("minimize", "maximize")
-PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models", "per_task")
+PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models", "heads", "per_task")
 _ABSENT = object()
 
 
@@ -48,6 +49,7 @@ class Param:
     step: float | None = None
     choices: tuple | None = None
     models: tuple[str, ...] | None = None
+    heads: tuple[str, ...] | None = None
     per_task: bool = False  # one value per task: `key` maps tasks to values
 
     def boundary_values(self) -> list:
@@ -80,8 +82,9 @@ def _parse_param(name: str, spec: Any) -> Param:
         raise ConfigError(f"{where}.key must name a config key, e.g. model.optimizer.lr")
     if kind not in TYPES:
         raise ConfigError(f"{where}.type must be one of {list(TYPES)}, got {kind!r}")
-    models = spec.get("models")
+    models, heads = (spec.get(k) for k in ("models", "heads"))
     models = None if models is None else tuple(str(m) for m in models)
+    heads = None if heads is None else tuple(str(h) for h in heads)
     per_task = spec.get("per_task", False)
     if not isinstance(per_task, bool):
         raise ConfigError(f"{where}.per_task must be true or false, got {per_task!r}")
@@ -89,7 +92,9 @@ def _parse_param(name: str, spec: Any) -> Param:
         choices = spec.get("choices")
         if not isinstance(choices, list | tuple) or not choices:
             raise ConfigError(f"{where}: type categorical needs a non-empty list `choices`")
-        return Param(name, key, kind, choices=tuple(choices), models=models, per_task=per_task)
+        return Param(
+            name, key, kind, choices=tuple(choices), models=models, heads=heads, per_task=per_task
+        )
     low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
     if not numbers or not math.isfinite(low) or not math.isfinite(high) or low >= high:
@@ -102,13 +107,24 @@ def _parse_param(name: str, spec: Any) -> Param:
     if step is not None and (log or not isinstance(step, int | float) or step <= 0):
         raise ConfigError(f"{where}.step must be a number > 0 and cannot be used with log")
     return Param(
-        name, key, kind, float(low), float(high), log, step, models=models, per_task=per_task
+        name,
+        key,
+        kind,
+        float(low),
+        float(high),
+        log,
+        step,
+        models=models,
+        heads=heads,
+        per_task=per_task,
     )
 
 
 def applies(param: Param, cfg: DictConfig) -> bool:
-    """Whether the chosen model takes this parameter (see the module docstring)."""
+    """Whether the chosen model and head take this parameter (see the module docstring)."""
     if param.models is not None and str(cfg.model.get("name")) not in param.models:
+        return False
+    if param.heads is not None and str(cfg.head.get("name")) not in param.heads:
         return False
     if param.per_task and not component_class("head", cfg.head).owns_task_parameters:
         return False
@@ -135,7 +151,7 @@ def parse_space(cfg: DictConfig) -> tuple[list[Param], list[Param]]:
     for param in params:
         if applies(param, cfg):
             used.extend(per_task_params(param, cfg))
-        elif param.key.startswith("model.") or param.models is not None:
+        elif param.key.startswith("model.") or param.models or param.heads or param.per_task:
             skipped.append(param)
         else:
             raise ConfigError(

@@ -18,10 +18,10 @@ from multihead.tasks import TaskLayout
 class FusedHead(Head):
     def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
         super().__init__(layout)
-        per_task = task_linears(layout, trunk.latent)
+        per_task = task_linears(layout, trunk.out_features)
         # skip_init: allocate without drawing from the RNG, so everything built after the head
         # sees the same RNG state as with `split`.
-        self.linear = nn.utils.skip_init(nn.Linear, trunk.latent, layout.total)
+        self.linear = nn.utils.skip_init(nn.Linear, trunk.out_features, layout.total)
         with torch.no_grad():
             self.linear.weight.copy_(torch.cat([m.weight for m in per_task]))
             self.linear.bias.copy_(torch.cat([m.bias for m in per_task]))

@@ -22,7 +22,7 @@ class SeparateHead(Head):
         super().__init__(layout)
         self.networks = nn.ModuleDict(
             {
-                name: nn.Sequential(trunk.build(), nn.Linear(trunk.latent, size))
+                name: nn.Sequential(trunk.build(), nn.Linear(trunk.out_features, size))
                 for name, size in zip(layout.names, layout.sizes, strict=True)
             }
         )

@@ -21,7 +21,7 @@ class SplitHead(Head):
     def __init__(self, layout: TaskLayout, trunk: TrunkSpec) -> None:
         super().__init__(layout)
         self.heads = nn.ModuleDict(
-            zip(layout.names, task_linears(layout, trunk.latent), strict=True)
+            zip(layout.names, task_linears(layout, trunk.out_features), strict=True)
         )
 
     def task_parameters(self) -> dict[str, list[nn.Parameter]]:

@@ -59,7 +59,7 @@ class TowersHead(Head):
         check_tower_options(depth, width, dropout)
         self.towers = nn.ModuleDict(
             {
-                name: tower(trunk.latent, depth, width, float(dropout), size)
+                name: tower(trunk.out_features, depth, width, float(dropout), size)
                 for name, size in zip(layout.names, layout.sizes, strict=True)
             }
         )
