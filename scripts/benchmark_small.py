@@ -4,6 +4,9 @@
     python scripts/benchmark_small.py --splits 5 --trials 20 --cohorts all_leukemia
     python scripts/benchmark_small.py --cohorts synthetic --synthetic-trials 20 \
         --extra model.select=association
+    python scripts/benchmark_small.py --cohorts all_leukemia --models linear
+    python scripts/benchmark_small.py --cohorts synthetic --synthetic-trials 20 \
+        --extra model.select=association --network-extra model.trunk.skip=true
 
 Per cohort and task it prints the tuned network (`head=split loss=regression`: age as
 regression, sex as cross-entropy), `model=linear` (ridge + logistic regression, its penalty and
@@ -42,6 +45,8 @@ SHARED = ROOT.parent / "shared" / "data"
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "callbacks.progress=null"]
 #: top-k candidates of the scikit-learn reference: those of conf/tune/optuna.yaml
 TOP_K = (128, 512, 2048, None)
+#: the two tuned models the script can train besides the reference
+MODELS = ("network", "linear")
 #: cohort -> (overrides, the network's model, the folder that must exist or None)
 COHORTS = {
     "synthetic": ([], "mlp", None),
@@ -166,42 +171,53 @@ def tuned(trials: int) -> list[str]:
 
 
 def benchmark(
-    name: str, splits: int, trials: int, root: Path, extra: list[str] = ()
+    name: str,
+    splits: int,
+    trials: int,
+    root: Path,
+    extra: list[str] = (),
+    network_extra: list[str] = (),
+    models: tuple[str, ...] = MODELS,
 ) -> pd.DataFrame:
-    """`extra`: overrides for the network and model=linear (e.g. model.select=association)."""
+    """`extra`: overrides for the network and model=linear (e.g. model.select=association);
+    `network_extra`: for the network alone (e.g. model.trunk.skip=true); `models`: which of
+    the two to train (the reference always runs; a model left out shows as nan)."""
     overrides, network_model, folder = COHORTS[name]
     data = [o.format(d=SHARED / folder) if folder else o for o in overrides]
     rows = []
     for split in range(splits):
         started = time.perf_counter()
         base = [*data, f"data.seed={split}"]
+        jobs = {
+            "network": [
+                *base,
+                f"model={network_model}",
+                *NETWORK,
+                *tuned(trials),
+                *extra,
+                *network_extra,
+            ],
+            "linear": [*base, *LINEAR, *tuned(trials), *extra],
+        }
         runs = {
-            "network": run_quietly(
-                compose_cfg(
-                    [*base, f"model={network_model}", *NETWORK, *tuned(trials), *extra],
-                    root / name / f"split{split}" / "network",
-                )
-            ),
-            "linear": run_quietly(
-                compose_cfg(
-                    [*base, *LINEAR, *tuned(trials), *extra],
-                    root / name / f"split{split}" / "linear",
-                )
-            ),
+            model: run_quietly(compose_cfg(jobs[model], root / name / f"split{split}" / model))
+            for model in models
         }
         reference = sklearn_reference(compose_cfg(base, root / "unused"))
-        scores = {k: task_scores(v) for k, v in runs.items()}
+        scores = {k: task_scores(runs[k]) if k in runs else {} for k in MODELS}
         for metric, value in reference.items():
             rows.append(
                 {
                     "cohort": name,
                     "metric": metric,
                     "split": split,
-                    "network": scores["network"].get(metric),
-                    "linear": scores["linear"].get(metric),
+                    "network": scores["network"].get(metric, np.nan),
+                    "linear": scores["linear"].get(metric, np.nan),
                     "sklearn": value,
                     "warnings": sum(
-                        len(t.get("warnings", [])) for t in runs["network"]["tasks"].values()
+                        len(t.get("warnings", []))
+                        for run in runs.values()
+                        for t in run["tasks"].values()
                     ),
                 }
             )
@@ -254,6 +270,15 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="overrides for the network and model=linear, e.g. model.select=association",
     )
+    parser.add_argument(
+        "--network-extra",
+        nargs="*",
+        default=[],
+        help="overrides for the network alone, e.g. model.trunk.skip=true",
+    )
+    parser.add_argument(
+        "--models", nargs="*", choices=MODELS, default=list(MODELS), help="which to train"
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     root = args.out or Path(tempfile.mkdtemp(prefix="benchmark_small_"))
@@ -271,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.synthetic_trials if synthetic else args.trials,
                 root,
                 args.extra,
+                args.network_extra,
+                tuple(args.models),
             )
         )
     frame = pd.concat(frames, ignore_index=True)

@@ -79,6 +79,16 @@ def test_option_composes_and_builds(group, option, cohort, tmp_path):
     assert build_loss(cfg, cohort).name == cfg.loss.name
 
 
+def test_progress_bar_can_be_turned_off(tmp_path):
+    """`trainer.enable_progress_bar=false` with the default callbacks (which hold a bar):
+    Lightning refuses both together; the bar is left out instead of failing after tuning."""
+    bar = "callbacks.progress={_target_: pytorch_lightning.callbacks.RichProgressBar}"
+    shown = compose_config([*SMALL, bar, "trainer.enable_progress_bar=true"], tmp_path)
+    assert build_trainer(shown, tmp_path).progress_bar_callback is not None
+    hidden = compose_config([*SMALL, bar, "trainer.enable_progress_bar=false"], tmp_path)
+    assert build_trainer(hidden, tmp_path).progress_bar_callback is None
+
+
 @pytest.mark.parametrize("group", ["head", "loss"])
 def test_unknown_choice_lists_valid_ones(group):
     with pytest.raises(MissingConfigException) as err:

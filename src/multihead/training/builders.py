@@ -81,6 +81,8 @@ def build_datamodule(cfg: DictConfig, cohort: PreparedCohort) -> CohortDataModul
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it may not show
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     callbacks.append(RandomState())  # a job resumed from a checkpoint draws as if never stopped
     callbacks.append(FitRecord())  # steps and stop reason, also from spawned processes
     loggers = build_loggers(cfg.get("logger"))
