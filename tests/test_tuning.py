@@ -14,6 +14,7 @@ from multihead.errors import ConfigError
 from multihead.run_folder import TUNING_TRIALS_FILE
 from multihead.training import tuning
 from multihead.training.run import train
+from multihead.training.search_space import resolve_metric
 from multihead.training.validation import validate_config
 
 SPLITS = ("train", "val", "test")
@@ -86,6 +87,7 @@ def test_trials_never_see_the_test_split(small_config, monkeypatch):
 def test_linear_model_skips_what_it_does_not_have(small_config):
     metrics = train(small_config(*TUNE, "model=linear", "head=fused", "tune.trials=2"))
     assert set(metrics["tuning"]["chosen"]) == {"penalty", "top_k"}
+    assert metrics["tuning"]["metric"] == "val/capped_loss"  # one penalty for every task
     skipped = {"lr", "weight_decay", "head_penalty", "width", "depth", "dropout"}
     assert set(metrics["tuning"]["skipped"]) == skipped  # head_penalty: fused has one matrix
 
@@ -97,6 +99,7 @@ def test_per_task_penalties_are_tuned_per_task(small_config, tmp_path):
     chosen = metrics["tuning"]["chosen"]
     assert set(chosen) == {"head_penalty.age", "head_penalty.sex", "top_k"}
     assert "penalty" in metrics["tuning"]["skipped"]  # `heads: [fused]`: split has per-task ones
+    assert metrics["tuning"]["metric"] == "val/loss"  # tune.metric=auto: each task its own model
     table = pd.read_csv(tmp_path / "run" / TUNING_TRIALS_FILE)
     assert (table["head_penalty.age"] != table["head_penalty.sex"]).all()
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
@@ -105,8 +108,28 @@ def test_per_task_penalties_are_tuned_per_task(small_config, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "overrides,metric",
+    [
+        (["model=linear", "head=split"], "val/loss"),
+        (["model=linear", "head=towers"], "val/loss"),
+        (["model=linear", "head=separate"], "val/loss"),
+        (["model=linear", "head=fused"], "val/capped_loss"),
+        (["model=mlp", "head=split"], "val/capped_loss"),
+        (["model=mlp", "head=separate"], "val/capped_loss"),  # width, decay: tuned for all
+        (["model=linear", "head=split", "tune.metric=val/capped_loss"], "val/capped_loss"),
+        (["model=mlp", "head=split", "tune.metric=val/sex/auroc"], "val/sex/auroc"),
+    ],
+)
+def test_auto_metric_is_the_plain_sum_only_where_tasks_are_fitted_apart(
+    small_config, overrides, metric
+):
+    assert resolve_metric(small_config(*TUNE, *overrides)) == metric
+
+
+@pytest.mark.parametrize(
     "override,message",
     [
+        ("tune.direction=maximize", "tune.metric=auto picks a loss"),
         ("tune.space.dropout.high=1.5", "tune.space.dropout: the value 1.5"),
         ("tune.space.lr.low=0", "log: true needs low > 0"),
         ("tune.space.width.low=600", "low < high"),

@@ -38,6 +38,8 @@ L1_SMOOTHING = 1e-4
 class LinearTrunk(TrunkSpec):
     """The identity: the heads' latent vector is the input features themselves."""
 
+    learned = False
+
     @classmethod
     def from_config(cls, trunk_cfg: DictConfig, in_features: int) -> LinearTrunk:
         return cls(int(in_features), (), int(in_features), 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from hydra.utils import get_object
@@ -79,6 +80,8 @@ class TrunkSpec:
     latent: int
     dropout: float
     skip: bool = False  # the input features appended to the latent vector (SkipTrunk)
+    #: whether the trunk has weights (learned jointly by every task it serves)
+    learned: ClassVar[bool] = True
 
     @property
     def out_features(self) -> int:

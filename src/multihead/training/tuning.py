@@ -41,7 +41,7 @@ from multihead.data.splits import inner_folds
 from multihead.models.trunk import AUTO
 from multihead.run_folder import TUNING_TRIALS_FILE
 from multihead.training.builders import build_datamodule, build_module
-from multihead.training.search_space import Param, parse_space, with_values
+from multihead.training.search_space import Param, parse_space, resolve_metric, with_values
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,11 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
         else optuna.pruners.NopPruner()
     )
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
-    metric = str(tune_cfg.metric)
+    metric = resolve_metric(cfg)
     ranking = FeatureRanking()  # each fold's rankings computed once for every trial
     started = time.perf_counter()
     print(
-        f"tuning: {tune_cfg.trials} trials ({direction} {tune_cfg.metric} on "
+        f"tuning: {tune_cfg.trials} trials ({direction} {metric} on "
         + ("the validation split" if folds == 1 else f"{folds} folds of train + validation")
         + f") over {[p.name for p in used]}"
         + (
@@ -215,13 +215,13 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
     table = _trial_table(study, used)
     seconds = round(time.perf_counter() - started, 2)
     print(
-        f"tuning done in {seconds:.1f}s: best trial {best.number} ({tune_cfg.metric}="
+        f"tuning done in {seconds:.1f}s: best trial {best.number} ({metric}="
         f"{best.value:.4g}): " + ", ".join(f"{k}={_short(v)}" for k, v in chosen.items())
     )
     summary = {
         "trials": int(tune_cfg.trials),
         "seed": int(tune_cfg.seed),
-        "metric": str(tune_cfg.metric),
+        "metric": metric,
         "folds": folds,
         "direction": direction,
         "best_trial": int(best.number),
