@@ -108,7 +108,7 @@ class Record(pl.Callback):
         self.logged_steps.append(trainer.fit_loop.epoch_loop._batches_that_stepped)
 
 
-def fit(cohort, tmp_path: Path, per_call: int, *overrides: str):
+def fit(cohort, tmp_path: Path, per_call: int, *overrides: str, callbacks=()):
     """A fit as a job runs it, with at most `per_call` steps a call."""
     cfg = compose_config([*SMALL, *BATCH, *overrides], tmp_path / f"fit{per_call}")
     apply_budget(cfg, len(cohort.splits["train"]))  # as a job does
@@ -117,7 +117,7 @@ def fit(cohort, tmp_path: Path, per_call: int, *overrides: str):
     datamodule = build_datamodule(cfg, cohort)
     trainer = build_trainer(cfg, tmp_path / f"fit{per_call}")
     record = Record()
-    trainer.callbacks.append(record)
+    trainer.callbacks.extend([record, *callbacks])
     trainer.fit(module, datamodule=datamodule)
     return module, trainer, datamodule, record
 
@@ -204,8 +204,35 @@ def test_chunks_are_the_default_on_the_device_path(cohort, tmp_path):
     trainer.callbacks.append(record)
     trainer.fit(module, datamodule=build_datamodule(cfg, cohort))
     assert record.steps_per_call == STEPS_PER_CALL and record.calls == [11]
+    assert steps.hooks_left_out(trainer, module)  # torch's backward and step, called directly
     assert trainer.global_step == 11
     assert module.automatic_optimization  # left as it was for the next fit
+
+
+class StepHooks(pl.Callback):
+    """Counts the hooks Lightning calls around every backward and optimizer step."""
+
+    def __init__(self) -> None:
+        self.calls = {hook: 0 for hook in steps.STEP_HOOKS}
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module):
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.calls["on_before_optimizer_step"] += 1
+
+
+def test_hooks_around_backward_and_step_run_once_a_step(cohort, tmp_path):
+    """A callback with such a hook: chunks go through Lightning's backward and step."""
+    hooks, hooks2 = StepHooks(), StepHooks()
+    one = fit(cohort, tmp_path, 1, "trainer.max_epochs=3", callbacks=[hooks])
+    many = fit(cohort, tmp_path, CHUNKED, "trainer.max_epochs=3", callbacks=[hooks2])
+    assert not steps.hooks_left_out(many[1], many[0])
+    assert hooks.calls == hooks2.calls == {hook: 33 for hook in steps.STEP_HOOKS}
+    assert_same_fit(one, many)
 
 
 def read_checkpoint(path: Path) -> dict:
