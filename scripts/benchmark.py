@@ -16,9 +16,12 @@ runs it (its DataLoader or `data.placement`, checkpoint callback, logging). Prin
              the same cohort, with its default epochs and callbacks: its seconds outside
              `trainer.fit` are the per-job overhead
 
-The two fits alternate `--repeats` times in one process (raw first); a ratio is the
-project's throughput over the raw loop's in the same repeat (1.0 = as fast as raw PyTorch),
-and the medians over the repeats are printed.
+The fits alternate `--repeats` times in one process, their order rotated from one repeat to
+the next (so a drift of the machine's load falls on each alike); a ratio is the project's
+throughput over the raw loop's in the same repeat (1.0 = as fast as raw PyTorch), and the
+median and range over the repeats are printed. `--lightning-steps 1 16` times the project's
+fit with at most 1 and at most 16 optimizer steps per Lightning call (`training/steps.py`;
+1 is one step a call, as before chunks; default: the project's default) in the same repeats.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ from multihead.data.datamodule import prepare_cohort
 from multihead.training import run
 from multihead.training.builders import build_datamodule, build_module, build_trainer
 from multihead.training.job import quiet_lightning
+from multihead.training.steps import STEPS_PER_CALL
 
 ROOT = Path(__file__).resolve().parents[1]
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # --clock
+now = CLOCKS["wall"]
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "callbacks.progress=null"]
 
 
@@ -55,6 +61,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="alternating fits (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-job", action="store_true", help="skip the per-job overhead")
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="fits timed in wall seconds or in this process's CPU seconds (steadier on a "
+        "machine shared with other work; the job is always timed in wall seconds)",
+    )
+    parser.add_argument(
+        "--lightning-steps",
+        type=int,
+        nargs="+",
+        default=[STEPS_PER_CALL],
+        help="most optimizer steps per Lightning call (1: one step a call); several: each timed",
+    )
     parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. head=split")
     return parser.parse_args()
 
@@ -100,12 +120,12 @@ class StepClock(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         synchronize(pl_module.device)
-        self.started = time.perf_counter()
+        self.started = now()
 
     def _stop(self, pl_module) -> None:
         if self.started is not None:
             synchronize(pl_module.device)
-            self.seconds += time.perf_counter() - self.started
+            self.seconds += now() - self.started
             self.started = None
 
     def on_validation_start(self, trainer, pl_module):
@@ -115,16 +135,17 @@ class StepClock(pl.Callback):
         self._stop(pl_module)
 
 
-def project_fit(cfg, cohort, out: Path) -> tuple[float, float]:
+def project_fit(cfg, cohort, out: Path, steps_per_call: int) -> tuple[float, float]:
     module = build_module(cfg, cohort, output_dir=None)
+    module.most_steps_per_call = steps_per_call
     datamodule = build_datamodule(cfg, cohort)
     trainer = build_trainer(cfg, out)
     clock = StepClock()
     trainer.callbacks.insert(0, clock)
-    started = time.perf_counter()
+    started = now()
     trainer.fit(module, datamodule=datamodule)
     synchronize(module.device)
-    return clock.seconds, time.perf_counter() - started
+    return clock.seconds, now() - started
 
 
 def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
@@ -140,9 +161,9 @@ def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
     generator = torch.Generator().manual_seed(int(cfg.seed))
     best, best_state, step_seconds = float("inf"), None, 0.0
     synchronize(device)
-    started = time.perf_counter()
+    started = now()
     for _ in range(int(cfg.trainer.max_epochs)):
-        epoch_start = time.perf_counter()
+        epoch_start = now()
         module.train()
         order = torch.randperm(len(x), generator=generator).to(device)
         for first in range(0, len(x), batch):
@@ -153,7 +174,7 @@ def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
             objective.backward()
             optimizer.step()
         synchronize(device)
-        step_seconds += time.perf_counter() - epoch_start
+        step_seconds += now() - epoch_start
         module.eval()
         with torch.no_grad():
             total = torch.zeros((), device=device)
@@ -166,7 +187,7 @@ def raw_fit(cfg, cohort, device: torch.device) -> tuple[float, float]:
             best, best_state = loss, copy.deepcopy(module.state_dict())
     module.load_state_dict(best_state)
     synchronize(device)
-    return step_seconds, time.perf_counter() - started
+    return step_seconds, now() - started
 
 
 def job_overhead(args: argparse.Namespace, out: Path) -> tuple[float, float]:
@@ -198,20 +219,29 @@ def job_overhead(args: argparse.Namespace, out: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    global now
     args = parse_args()
+    now = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet_lightning()
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     device = torch.device(args.device)
-    times: dict[str, list[tuple[float, float]]] = {"project": [], "raw": []}
+    runs = ["raw", *(f"project, {n} step{'s' * (n > 1)}/call" for n in args.lightning_steps)]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory() as out:
         cfg = config(args, Path(out))
         cohort = prepare_cohort(cfg.data)
         raw_fit(cfg, cohort, device)  # warm-up: first-call allocations and kernel choices
         for repeat in range(args.repeats):
-            times["raw"].append(raw_fit(cfg, cohort, device))
-            times["project"].append(project_fit(cfg, cohort, Path(out) / f"fit{repeat}"))
+            first = repeat % len(runs)  # each run goes first in turn
+            for name in runs[first:] + runs[:first]:
+                if name == "raw":
+                    times[name].append(raw_fit(cfg, cohort, device))
+                else:
+                    n = args.lightning_steps[runs.index(name) - 1]
+                    fit_out = Path(out) / f"fit{repeat}-{n}"
+                    times[name].append(project_fit(cfg, cohort, fit_out, n))
         job = None if args.no_job else job_overhead(args, Path(out) / "job")
     n_train, epochs = len(cohort.splits["train"]), int(cfg.trainer.max_epochs)
     samples = n_train * epochs
@@ -219,19 +249,20 @@ def main() -> None:
         f"cohort: {n_train} training samples x {cohort.num_features} features, batch "
         f"{cfg.data.batch_size}, {epochs} epochs, device {device}, "
         f"torch threads {torch.get_num_threads()}, placement {args.placement}, "
-        f"median of {args.repeats} repeats"
+        f"{args.clock} clock, median [range] of {args.repeats} repeats"
     )
-    print(f"{'':10} {'project':>16} {'raw PyTorch':>16} {'ratio':>7}")
-    for k, name in enumerate(("steps", "whole fit")):
-        ours = statistics.median(t[k] for t in times["project"])
-        raw = statistics.median(t[k] for t in times["raw"])
-        ratio = statistics.median(
-            r[k] / o[k] for o, r in zip(times["project"], times["raw"], strict=True)
-        )
-        print(
-            f"{name:10} {samples / ours:>10,.0f} smp/s {samples / raw:>10,.0f} smp/s "
-            f"{ratio:>7.2f}   ({ours:.2f} s vs {raw:.2f} s)"
-        )
+    raw = times["raw"]
+    for name in runs[1:]:
+        print(f"{name:24} {'project':>16} {'raw PyTorch':>16} {'ratio':>7} {'range':>13}")
+        for k, part in enumerate(("steps", "whole fit")):
+            ours = statistics.median(t[k] for t in times[name])
+            theirs = statistics.median(t[k] for t in raw)
+            ratios = [r[k] / o[k] for o, r in zip(times[name], raw, strict=True)]
+            print(
+                f"  {part:22} {samples / ours:>10,.0f} smp/s {samples / theirs:>10,.0f} smp/s "
+                f"{statistics.median(ratios):>7.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
+                f"   ({ours:.2f} s vs {theirs:.2f} s)"
+            )
     if job is not None:
         wall, fit = job
         print(

@@ -12,25 +12,34 @@ import pytorch_lightning as pl
 
 from multihead.data.datamodule import prepare_cohort
 from multihead.training.builders import build_datamodule, build_module, build_trainer
+from multihead.training.steps import STEPS_PER_CALL
 
 EPOCHS = 3
 
 
 class BatchObjectives(pl.Callback):
-    """Each training batch's objective and size, per epoch."""
+    """Each training batch's objective and size, per epoch (read from the network's and the
+    weighting's forward passes: a training call may take several batches, training/steps.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module) -> None:
         self.epochs: list[list[tuple[float, int]]] = []
+        self.size = 0
+        module.net.register_forward_hook(self.batch_size)
+        module.weighting.register_forward_hook(self.objective)
+
+    def batch_size(self, net, inputs, output):
+        self.size = int(inputs[0].shape[0])
+
+    def objective(self, weighting, inputs, output):
+        if weighting.training:
+            self.epochs[-1].append((float(output), self.size))
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.epochs.append([])
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.epochs[-1].append((float(outputs["loss"]), int(batch["y"].shape[0])))
 
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1, STEPS_PER_CALL], ids=["one-step", "chunked"])
+def fitted(tmp_path_factory, request):
     from tests.conftest import SMALL, compose_config
 
     out = tmp_path_factory.mktemp("epoch_logging")
@@ -39,10 +48,12 @@ def fitted(tmp_path_factory):
     )
     cohort = prepare_cohort(cfg.data)
     trainer = build_trainer(cfg, out)
-    objectives = BatchObjectives()
-    trainer.callbacks.append(objectives)
     module = build_module(cfg, cohort, None)
+    module.most_steps_per_call = request.param
+    objectives = BatchObjectives(module)
+    trainer.callbacks.append(objectives)
     trainer.fit(module, datamodule=build_datamodule(cfg, cohort))
+    assert module.steps_per_call == request.param
     history = pd.read_csv(Path(cfg.paths.output_dir) / "csv" / "metrics.csv")
     return trainer, objectives, history, cohort
 

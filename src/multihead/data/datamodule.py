@@ -132,6 +132,9 @@ class CohortDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
         self.placement = placement  # data.placement: auto, device or host (data/placement.py)
+        # most optimizer steps one training call takes with device placement (StepChunk);
+        # set by the training side where that is safe (multihead.training.steps)
+        self.steps_per_call = 1
         # the training order's generator: saved in checkpoints, so a resumed fit reshuffles
         # exactly as an uninterrupted one would
         self._shuffle: torch.Generator | None = None  # made on first use
@@ -168,13 +171,28 @@ class CohortDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+
+    def resolved_placement(self) -> str:
+        """`device` or `host`: where this job's training batches are drawn."""
+        return resolve_placement(
+            self.placement, self.cohort.features, self._device(), self._world()[1]
+        )
+
     def train_dataloader(self) -> DataLoader | DeviceBatches | PrefetchToDevice:
         rank, world = self._world()
-        c = self.cohort
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        device = self._device()
         rows = self._rows("train")  # the one owner of which rows a split serves
-        if resolve_placement(self.placement, c.features, device, world) == DEVICE:
-            return DeviceBatches(rows.rows, rows.tensors, self.batch_size, self.shuffle, device)
+        if self.resolved_placement() == DEVICE:
+            return DeviceBatches(
+                rows.rows,
+                rows.tensors,
+                self.batch_size,
+                self.shuffle,
+                device,
+                steps_per_call=self.steps_per_call,
+            )
         if world > 1:
             sampler = DistributedSampler(
                 rows, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed

@@ -18,6 +18,14 @@ Both give the same batches for the same seed: the permutation comes from the sam
 generator the DataLoader's sampler uses (so it is saved in checkpoints the same way), and
 an epoch consumes the same draws of that generator and of torch's global one (dropout masks)
 as a DataLoader epoch does, so results are identical whatever the placement.
+
+Several optimizer steps a call: given `steps_per_call` > 1 (the training side decides where
+that is safe: `multihead.training.steps`), an epoch of `DeviceBatches` yields `StepChunk`s,
+each up to that many consecutive batches (the last of an epoch may be shorter), for one
+Lightning `training_step` to run. The batches are the same, and a chunk draws each one
+lazily, one batch ahead of the step that trains it, as Lightning's fetcher draws single
+batches: the shuffling generator and torch's global one are drawn at the same moments, so a
+chunked fit is bit-identical to one step per call.
 """
 
 from __future__ import annotations
@@ -132,9 +140,46 @@ class SparseDeviceRows:
         return ((x.double() - self.mean).float().double() / self.scale).float()
 
 
+Batch = dict[str, torch.Tensor]
+
+
+class BatchesAhead:
+    """One epoch's batches, each drawn when the one before it is handed out (one ahead, as
+    Lightning's prefetching fetcher draws them): the first when this is made."""
+
+    def __init__(self, batches: Iterator[Batch]) -> None:
+        self.batches = batches
+        self.coming = next(batches, None)
+
+    def __next__(self) -> Batch:
+        if self.coming is None:
+            raise StopIteration
+        batch, self.coming = self.coming, next(self.batches, None)
+        return batch
+
+
+class StepChunk:
+    """`size` consecutive batches of one epoch, for one `training_step` to take as many
+    optimizer steps; iterating it draws them (see `BatchesAhead`). A step that stops early
+    (max_steps) leaves the rest undrawn, as a fit stopped there would."""
+
+    def __init__(self, batches: BatchesAhead, size: int) -> None:
+        self.batches = batches
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[Batch]:
+        for _ in range(self.size):
+            yield next(self.batches)
+
+
 class DeviceBatches:
     """Training batches drawn on the device from tensors already there. Iterating it is one
-    epoch; `generator` (CPU) draws the order, exactly as `RandomSampler` does."""
+    epoch; `generator` (CPU) draws the order, exactly as `RandomSampler` does. With
+    `steps_per_call` > 1 an epoch is `StepChunk`s of up to that many batches, and its length
+    counts chunks (Lightning's calls)."""
 
     def __init__(
         self,
@@ -143,8 +188,10 @@ class DeviceBatches:
         batch_size: int,
         generator: torch.Generator,
         device: torch.device,
+        steps_per_call: int = 1,
     ) -> None:
         self.device = device
+        self.steps_per_call = max(1, int(steps_per_call))
         self.rows = rows.to(device)
         # name -> (source, whether a batch takes rows of the cohort or positions in `rows`)
         self.sources: dict[str, tuple[torch.Tensor | SparseDeviceRows, bool]] = {}
@@ -158,10 +205,29 @@ class DeviceBatches:
         self.batch_size = batch_size
         self.generator = generator
 
-    def __len__(self) -> int:
+    def batches_per_epoch(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __len__(self) -> int:
+        return math.ceil(self.batches_per_epoch() / self.steps_per_call)
+
+    def __iter__(self) -> Iterator[Batch] | Iterator[StepChunk]:
+        if self.steps_per_call == 1:
+            return self.batches()
+        return self.chunks()
+
+    def chunks(self) -> Iterator[StepChunk]:
+        """The epoch's batches in chunks; the first batch is drawn with the first chunk (when
+        Lightning fetches it, as it would fetch the first batch), the others as steps take
+        them."""
+        left = self.batches_per_epoch()
+        batches = BatchesAhead(self.batches())
+        while left > 0:
+            size = min(self.steps_per_call, left)
+            left -= size
+            yield StepChunk(batches, size)
+
+    def batches(self) -> Iterator[Batch]:
         # a DataLoader epoch draws its workers' base seed from the global generator: so does
         # this one, so dropout masks do not depend on the placement
         torch.empty((), dtype=torch.int64).random_()

@@ -10,11 +10,19 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from multihead.data.placement import StepChunk
 from multihead.metrics.evaluation import EvaluationMetrics
 from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.network import count_parameters
 from multihead.models.weighting.base import TaskWeighting
 from multihead.tasks import TaskLayout
+from multihead.training.steps import (
+    STEPS_PER_CALL,
+    count_in_automatic,
+    run_chunk,
+    same_step_counters,
+    steps_per_call,
+)
 
 WEIGHTING_COUNTERS = "weighting_counters"  # checkpoint key: e.g. PCGrad's step count
 CAPPED_LOSS = "capped_loss"  # logged as val/capped_loss: see EvaluationMetrics.capped_task_losses
@@ -29,7 +37,11 @@ def as_logged(value: float | torch.Tensor) -> torch.Tensor:
 
 class MultiHeadModule(pl.LightningModule):
     """A gradient weighting (`weighting.manual`, e.g. pcgrad) runs with manual optimization:
-    it sets the gradients itself, so Lightning's backward is not used."""
+    it sets the gradients itself, so Lightning's backward is not used. Where it is safe
+    (`training/steps.py`), one training call takes a chunk of up to `most_steps_per_call`
+    optimizer steps, with manual optimization too."""
+
+    most_steps_per_call = STEPS_PER_CALL  # 1: one optimizer step per training call
 
     def __init__(
         self,
@@ -52,6 +64,7 @@ class MultiHeadModule(pl.LightningModule):
         self.plots = plots  # `plots`: confusion PNGs in the run folder as well
         self.head_decay = dict(head_decay or {})  # task -> decay of its own head parameters
         self.automatic_optimization = not weighting.manual
+        self.steps_per_call = 1  # this fit's, chosen when it starts
         self.val_metrics: EvaluationMetrics | None = None
         self.test_metrics: EvaluationMetrics | None = None
         self.test_scalars: dict[str, float | None] = {}
@@ -103,9 +116,12 @@ class MultiHeadModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[WEIGHTING_COUNTERS] = self.weighting.counters()
+        if self.steps_per_call > 1:  # read back with one step a call too
+            same_step_counters(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.weighting.load_counters(checkpoint.get(WEIGHTING_COUNTERS) or {})
+        same_step_counters(checkpoint)  # written with or without chunks: the same global step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -133,6 +149,17 @@ class MultiHeadModule(pl.LightningModule):
             logger.log_hyperparams(
                 {f"parameters/{k}": v for k, v in self.parameter_counts().items()}
             )
+        # before the training data is loaded: the data module chunks its batches
+        self.steps_per_call = steps_per_call(self.trainer, self, self.most_steps_per_call)
+        if self.steps_per_call > 1:
+            self.automatic_optimization = False
+            self.trainer.datamodule.steps_per_call = self.steps_per_call
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit" and self.steps_per_call > 1:  # the next fit chooses again
+            count_in_automatic(self.trainer)
+            self.automatic_optimization = not self.weighting.manual
+            self.trainer.datamodule.steps_per_call = 1
 
     # -------------------------------------------------------------------------- training
 
@@ -144,10 +171,26 @@ class MultiHeadModule(pl.LightningModule):
     def _reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="mean")
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+    def training_objective(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted loss a step minimises; its parts are summed for the epoch's log."""
+        objective, _ = self._objective_and_parts(batch)
+        return objective
+
+    def _objective_and_parts(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts = self.task_losses(batch)
         objective = self.weighting(parts)
         self._accumulate_train_losses(objective, parts, batch["y"].shape[0])
+        return objective, parts
+
+    def training_step(
+        self, batch: dict[str, torch.Tensor] | StepChunk, batch_idx: int
+    ) -> torch.Tensor | None:
+        if isinstance(batch, StepChunk):  # several optimizer steps (training/steps.py)
+            run_chunk(self, batch, self.training_objective)
+            return None
+        objective, parts = self._objective_and_parts(batch)
         if self.automatic_optimization:
             return objective
         optimizer = self.optimizers()
