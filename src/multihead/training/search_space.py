@@ -34,10 +34,12 @@ from multihead.components import component_class
 from multihead.errors import ConfigError
 from multihead.models.trunk import AUTO, trunk_class
 from multihead.tasks import tasks_from_config
+from multihead.training.module import CAPPED_LOSS
 
 TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("minimize", "maximize")
-PLAIN_LOSS, CAPPED_LOSS = "val/loss", "val/capped_loss"  # what `tune.metric: auto` picks
+# what `tune.metric: auto` picks: the summed task losses, plain or capped (as logged)
+PLAIN_LOSS, CAPPED_SUM = "val/loss", f"val/{CAPPED_LOSS}"
 PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models", "heads", "per_task")
 _ABSENT = object()
 
@@ -142,7 +144,7 @@ def resolve_metric(cfg: DictConfig) -> str:
     metric = str(cfg.tune.metric)
     if metric != AUTO:
         return metric
-    return PLAIN_LOSS if tasks_fitted_apart(cfg) else CAPPED_LOSS
+    return PLAIN_LOSS if tasks_fitted_apart(cfg) else CAPPED_SUM
 
 
 def applies(param: Param, cfg: DictConfig) -> bool:
