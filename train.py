@@ -23,8 +23,10 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from multihead.command_line import command_line_hint, register_help
     from multihead.errors import exit_with_message
+    from multihead.run_folder import register_job_folder_resolver
 
     register_help(CONF_DIR)
+    register_job_folder_resolver()
     hint = command_line_hint(sys.argv[1:], CONF_DIR)
     if hint:
         exit_with_message(hint)

@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+from multihead.run_folder import MAX_JOB_FOLDER_NAME, job_folder_name
 from tests.conftest import ROOT, SMALL
 
 
@@ -47,3 +48,34 @@ def test_sweep_summary_lists_every_job_and_failures(tmp_path):
         )
     assert "sweep summary: 8 jobs" in run.stdout
     assert "4 of 8 jobs failed" in run.stdout
+
+
+def test_long_job_folder_names_are_shortened_with_a_hash():
+    short = "head=split,loss=ce"
+    assert job_folder_name(short) == short
+    long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
+    for name in (long_a, long_b, "é" * 150):  # two-byte characters are not cut in half
+        shortened = job_folder_name(name)
+        assert len(shortened.encode()) <= MAX_JOB_FOLDER_NAME
+        assert shortened == job_folder_name(name)  # a re-run sweep finds the same folder
+        assert shortened.startswith(name[:50]) and "~" in shortened
+    assert job_folder_name(long_a) != job_folder_name(long_b)
+
+
+@pytest.mark.slow
+def test_a_sweep_with_long_overrides_runs(tmp_path):
+    """A job folder named by all its overrides exceeded the file system's 255 bytes a name
+    (`OSError: File name too long` before the first job); names are shortened instead."""
+    space = (
+        "+tune.space.head_weight_decay={key: model.head_decay, per_task: true, type: float, "
+        "low: 1.0e-4, high: 1.0, log: true, models: [mlp, auto, linear]}"
+    )
+    cmd = [sys.executable, "train.py", "-m", "seed=0,1", *SMALL, "head=split", "tune=optuna"]
+    cmd += ["tune.trials=1", "tune.folds=1", space, f"hydra.sweep.dir={tmp_path}"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = pd.read_csv(tmp_path / "sweep_summary.csv")
+    assert list(summary["status"]) == ["ok", "ok"]
+    for job in summary["job"]:
+        assert len(job.encode()) <= 255 and "~" in job
+        assert (tmp_path / job / "metrics.json").is_file()

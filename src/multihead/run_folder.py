@@ -30,6 +30,7 @@ test scalars after testing, then the full record with the run facts; only the fu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -79,6 +80,30 @@ SPLIT_SIZES = ("train", "val", "test")
 NOT_COHORT_KEYS = ("seed", "cv", "batch_size", "eval_batch_size")
 JOB_NUMBER = re.compile(r"^(\d+)_")
 BASIC_SWEEPER = "BasicSweeper"
+#: `${job_folder:${hydra.job.override_dirname}}` names a sweep's job folders (conf/hydra)
+JOB_FOLDER_RESOLVER = "job_folder"
+#: most bytes of a job folder's name after the job number: file systems allow 255 a name
+MAX_JOB_FOLDER_NAME = 200
+
+
+def job_folder_name(overrides: str) -> str:
+    """A sweep job's folder name from its overrides, shortened where it would be too long for
+    a file system (`OSError: File name too long` when the job starts): the first bytes kept
+    and the rest replaced by a hash of the whole, so two jobs never share a folder and a
+    re-run sweep finds the same one."""
+    encoded = str(overrides).encode()
+    if len(encoded) <= MAX_JOB_FOLDER_NAME:
+        return str(overrides)
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    kept = encoded[: MAX_JOB_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
+    return f"{kept}~{digest}"
+
+
+def register_job_folder_resolver() -> None:
+    """Make `${job_folder:...}` known to OmegaConf: in `train.py` and, for launchers that run
+    jobs in other processes, when the sweep callbacks (`training/hydra_callbacks.py`) load."""
+    if not OmegaConf.has_resolver(JOB_FOLDER_RESOLVER):
+        OmegaConf.register_new_resolver(JOB_FOLDER_RESOLVER, job_folder_name)
 
 
 def confusion_file(task: str) -> str:

@@ -32,8 +32,13 @@ from multihead.run_folder import (
     job_overrides,
     load_run,
     planned_overrides,
+    register_job_folder_resolver,
     write_failure,
 )
+
+# a launcher that runs jobs in other processes (joblib, submitit) unpickles these callbacks
+# there before it names the job's folder (conf/hydra/default.yaml's `sweep.subdir`)
+register_job_folder_resolver()
 
 
 def progress_line(number: int, total: int | None, overrides: list[str]) -> str:
