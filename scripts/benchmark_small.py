@@ -214,11 +214,12 @@ def benchmark(
                     "network": scores["network"].get(metric, np.nan),
                     "linear": scores["linear"].get(metric, np.nan),
                     "sklearn": value,
-                    "warnings": sum(
-                        len(t.get("warnings", []))
-                        for run in runs.values()
-                        for t in run["tasks"].values()
-                    ),
+                    **{
+                        f"{model} warnings": sum(
+                            len(t.get("warnings", [])) for t in runs[model]["tasks"].values()
+                        )
+                        for model in runs
+                    },
                 }
             )
         print(
