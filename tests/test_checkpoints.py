@@ -3,6 +3,7 @@ checkpoint of a round, which reuses the best one's dump, holds what a dump of it
 
 from __future__ import annotations
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -85,3 +86,32 @@ def test_weights_only_checkpoints_reuse_the_dump_as_it_is(small_config, tmp_path
     assert sum(reused for _, _, reused in pairs) >= 2
     for built, fresh, _ in pairs:
         assert "callbacks" not in built and same(built, fresh)
+
+
+def test_direct_checkpoint_io_writes_whole_files_and_never_a_partial_one(tmp_path, monkeypatch):
+    from multihead.training.checkpoints import DirectCheckpointIO
+
+    io = DirectCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    first = {"state_dict": {"w": torch.arange(6.0)}, "epoch": 1}
+    io.save_checkpoint(first, path)
+    assert torch.equal(io.load_checkpoint(path)["state_dict"]["w"], first["state_dict"]["w"])
+
+    def dies_halfway(obj, f, *args, **kwargs):  # a write that fails after some bytes
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(6)}, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert io.load_checkpoint(path)["epoch"] == 1  # the earlier file, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # nothing partial
+
+
+def test_jobs_write_checkpoints_with_direct_io(small_config, tmp_path):
+    from multihead.training.checkpoints import DirectCheckpointIO
+
+    trainer = build_trainer(small_config(), tmp_path)
+    assert isinstance(trainer.strategy.checkpoint_io, DirectCheckpointIO)

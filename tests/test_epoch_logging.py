@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
+import torch
 
 from multihead.data.datamodule import prepare_cohort
 from multihead.training.builders import build_datamodule, build_module, build_trainer
@@ -87,3 +88,18 @@ def test_progress_bar_shows_the_last_training_loss_and_joint_accuracy(fitted):
     assert bar["val_joint"] == pytest.approx(last_val["val/joint_accuracy"], rel=1e-7)
     assert float(trainer.callback_metrics["val_joint"]) == bar["val_joint"]
     assert float(trainer.callback_metrics["train/loss"]) == bar["train/loss"]
+
+
+def test_each_tasks_validation_loss_is_its_mean_loss_over_the_validation_split(fitted):
+    """`val/<task>/loss` (beside `train/<task>/loss`): the last validation ran on the weights
+    the fit ended with, so the task losses of one pass over the validation rows match it."""
+    trainer, _, history, cohort = fitted
+    module = trainer.lightning_module
+    rows = cohort.splits["val"]
+    module.eval()
+    with torch.no_grad():
+        x, y, v = (t[rows] for t in (cohort.features, cohort.labels, cohort.values))
+        _, parts = module.loss_fn(module.net(x), y, v)
+    last_val = history.dropna(subset=["val/joint_accuracy"]).iloc[-1]
+    for task in cohort.tasks:
+        assert last_val[f"val/{task.name}/loss"] == pytest.approx(float(parts[task.name]), rel=1e-5)

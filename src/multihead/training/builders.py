@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
+from lightning_fabric.plugins import CheckpointIO
 from omegaconf import DictConfig
 
 from multihead.components import build_component
@@ -17,6 +18,7 @@ from multihead.models.losses.multitask import MultiTaskLoss
 from multihead.models.network import build_network
 from multihead.models.weighting.base import TaskWeighting
 from multihead.training.budget import FitRecord
+from multihead.training.checkpoints import DirectCheckpointIO
 from multihead.training.loggers import build_loggers
 from multihead.training.module import MultiHeadModule
 from multihead.training.resume import RandomState
@@ -86,10 +88,14 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     callbacks.append(RandomState())  # a job resumed from a checkpoint draws as if never stopped
     callbacks.append(FitRecord())  # steps and stop reason, also from spawned processes
     loggers = build_loggers(cfg.get("logger"))
+    plugins = [instantiate(p) for p in cfg.trainer.get("plugins") or ()]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(DirectCheckpointIO())  # checkpoints written a third faster
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
+        plugins=plugins,
         default_root_dir=str(output_dir),
         use_distributed_sampler=False,
     )

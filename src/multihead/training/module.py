@@ -68,7 +68,9 @@ class MultiHeadModule(pl.LightningModule):
         self.val_metrics: EvaluationMetrics | None = None
         self.test_metrics: EvaluationMetrics | None = None
         self.test_scalars: dict[str, float | None] = {}
-        self._train_sums: torch.Tensor | None = None  # this epoch's losses x samples, samples
+        # this epoch's training losses per step (detached; summed when it ends) and batch sizes
+        self._train_steps: list[tuple[torch.Tensor, ...]] = []
+        self._train_sizes: list[int] = []
         self._train_names: list[str] = []
 
     # ------------------------------------------------------------------------- structure
@@ -202,23 +204,31 @@ class MultiHeadModule(pl.LightningModule):
     def _accumulate_train_losses(
         self, objective: torch.Tensor, parts: dict[str, torch.Tensor], size: int
     ) -> None:
-        """Sample-weighted sums of the epoch's training losses, kept on the device: two small
-        ops per step instead of a `self.log` per value (Lightning's logging costs far more
-        than the values), logged once when the epoch ends."""
-        values = torch.stack([objective.detach(), *(p.detach() for p in parts.values())])
-        if self._train_sums is None:
-            self._train_sums = torch.zeros(len(values) + 1, device=values.device)
+        """The step's training losses, kept (detached, on the device) for the epoch's
+        sample-weighted means: no op a step (a `self.log` per value costs far more than the
+        values, and even a running sum is a few kernels a step); one stack when it ends."""
+        self._train_steps.append((objective.detach(), *(p.detach() for p in parts.values())))
+        self._train_sizes.append(size)
+        if not self._train_names:
             self._train_names = ["loss", *(f"{name}/loss" for name in parts)]
-        self._train_sums[:-1] += values * size
-        self._train_sums[-1] += size
+
+    def _train_sums(self) -> torch.Tensor | None:
+        """This epoch's losses x samples, then the samples: [sum_b l_b n_b ..., sum_b n_b]."""
+        if not self._train_steps:
+            return None
+        width = len(self._train_steps[0])
+        values = torch.stack([v for step in self._train_steps for v in step]).view(-1, width)
+        sizes = torch.tensor(self._train_sizes, dtype=values.dtype, device=values.device)
+        return torch.cat([(values * sizes[:, None]).sum(0), sizes.sum()[None]])
 
     def on_train_epoch_start(self) -> None:
-        self._train_sums = None
+        self._train_steps, self._train_sizes = [], []
 
     def on_train_epoch_end(self) -> None:
         values: dict[str, torch.Tensor] = {}
-        if self._train_sums is not None:  # weighted means over every process's samples
-            sums = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")
+        sums = self._train_sums()
+        if sums is not None:  # weighted means over every process's samples
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
             means = sums[:-1] / sums[-1]
             values.update({f"train/{n}": v for n, v in zip(self._train_names, means, strict=True)})
         weights = self.weighting.epoch_values()  # identical on every process
@@ -256,6 +266,8 @@ class MultiHeadModule(pl.LightningModule):
         scalars = self.val_metrics.compute_scalars()  # synced across ranks by torchmetrics
         capped = self.weighting.selection_loss(self.val_metrics.capped_task_losses())
         scalars[CAPPED_LOSS] = float(capped)
+        for name, pair in self.val_metrics.task_loss_means().items():  # as train/<task>/loss
+            scalars[f"{name}/loss"] = pair["loss"]
         self.val_metrics.reset()
         if not self.trainer.sanity_checking:  # Lightning neither logs nor keeps a sanity check's
             values = {f"val/{k}": as_logged(v) for k, v in scalars.items() if v is not None}
