@@ -166,9 +166,14 @@ class MultiHeadModule(pl.LightningModule):
     # -------------------------------------------------------------------------- training
 
     def task_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each task's loss on the batch (before weighting)."""
-        _, parts = self.loss_fn(self.net(batch["x"]), batch["y"], batch["value"])
-        return parts
+        """Each task's loss on the batch (before weighting). With `model.ensemble`, the mean
+        over the networks of each one's own loss: every network learns on its own, never
+        through the averaged output (which would train one wide network, not an ensemble)."""
+        outputs = self.net.member_outputs(batch["x"])
+        each = [self.loss_fn(out, batch["y"], batch["value"])[1] for out in outputs]
+        if len(each) == 1:
+            return each[0]
+        return {task: torch.stack([parts[task] for parts in each]).mean() for task in each[0]}
 
     def _reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="mean")

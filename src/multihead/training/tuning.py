@@ -82,10 +82,14 @@ class TuningResult:
 
 
 def trial_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
-    """The job's config with the trial's values, on one process, writing nothing."""
+    """The job's config with the trial's values, on one process, writing nothing. A trial
+    trains one network (`model.ensemble` is for the refit): an ensemble's members share the
+    trial's values, and N of them would cost N times the tuning budget."""
     out = with_values(cfg, values)
     with open_dict(out):
         out.tune.name = "none"
+        if "ensemble" in out.model:
+            out.model.ensemble = 1
         out.logger = None
         out.trainer.devices = 1
         out.trainer.strategy = "auto"

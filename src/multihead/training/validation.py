@@ -9,6 +9,7 @@ from multihead.components import build_component, component_args, component_clas
 from multihead.data.feature_selection import check_selection
 from multihead.data.placement import HOST, check_placement
 from multihead.errors import ConfigError
+from multihead.models.network import ensemble_size
 from multihead.models.trunk import AUTO, FULL_BATCH, trunk_class
 from multihead.tasks import Task, tasks_from_config
 from multihead.training.budget import check_budget
@@ -133,6 +134,12 @@ def check_model(cfg: DictConfig) -> None:
             f"or an integer >= 1, got {batch!r}"
         )
     check_head_decay(cfg)
+    members = ensemble_size(cfg.model)
+    if members > 1 and not trunk_class(cfg.model.trunk).learned:
+        raise ConfigError(
+            f"model.ensemble={members} with model={cfg.model.get('name')}: a penalised linear "
+            "model has one optimum, every member would be the same; use model.ensemble=1"
+        )
     optimizer = component_class("model.optimizer", cfg.model.optimizer)
     manual = getattr(component_class("weighting", cfg.weighting), "manual", False)
     if getattr(optimizer, "needs_closure", False) and manual:
