@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from multihead.data.datamodule import prepare_cohort
 from multihead.errors import ConfigError
 from multihead.models.network import EnsembleNet, MultiTaskNet
+from multihead.predict import predict
 from multihead.training.builders import build_module
 from multihead.training.run import train
 from multihead.training.tuning import trial_config
 from multihead.training.validation import validate_config
+from tests.conftest import compose_config
+from tests.data_files import small_frames, write_table
 
 
 @pytest.fixture
@@ -92,3 +97,27 @@ def test_invalid_sizes_are_refused(small_config, value):
 def test_a_linear_model_refuses_an_ensemble(small_config):
     with pytest.raises(ConfigError, match="one optimum"):
         validate_config(small_config("model=linear", "+model.ensemble=2"))
+
+
+def test_an_ensemble_checkpoint_predicts_what_the_job_tested(tmp_path):
+    """`multihead.predict` rebuilds the ensemble from the saved config and its checkpoint."""
+    matrix, sheet = small_frames(n_samples=120, n_features=20)
+    overrides = write_table(tmp_path / "in", matrix, sheet)
+    cfg = compose_config(
+        [
+            *overrides,
+            "logger=none",
+            "trainer.max_epochs=2",
+            "callbacks.early_stopping=null",
+            "callbacks.progress=null",
+            "model=mlp",
+            "model.ensemble=3",
+        ],
+        tmp_path / "run",
+    )
+    train(cfg)
+    tested = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"sample_id": str})
+    matrix.loc[tested.sample_id].to_csv(tmp_path / "new.csv", index_label="sample_id")
+    got = predict(tmp_path / "run", tmp_path / "new.csv")
+    probs = [c for c in tested.columns if "_p[" in c]
+    np.testing.assert_allclose(got[probs].to_numpy(), tested[probs].to_numpy(), atol=1e-5)
