@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -43,8 +44,8 @@ from sklearn.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "callbacks.progress=null"]
-#: top-k candidates of the scikit-learn reference: those of conf/tune/optuna.yaml
-TOP_K = (128, 512, 2048, None)
+#: top-k candidates of the scikit-learn reference: those of the tuning space
+TOP_K = tuple(OmegaConf.load(ROOT / "conf" / "tune" / "optuna.yaml").space.top_k.choices)
 #: the two tuned models the script can train besides the reference
 MODELS = ("network", "linear")
 #: cohort -> (overrides, the network's model, the folder that must exist or None)

@@ -11,10 +11,11 @@ from omegaconf import OmegaConf
 from multihead.data.datamodule import CohortDataModule
 from multihead.data.feature_selection import FeatureRanking
 from multihead.errors import ConfigError
+from multihead.reporting.document import run_notes_section
 from multihead.run_folder import TUNING_TRIALS_FILE
 from multihead.training import tuning
 from multihead.training.run import train
-from multihead.training.search_space import resolve_metric
+from multihead.training.search_space import parse_param, resolve_metric
 from multihead.training.validation import validate_config
 
 SPLITS = ("train", "val", "test")
@@ -51,6 +52,52 @@ def test_tuning_is_seeded_and_recorded(small_config, tmp_path):
     config = (tmp_path / "a" / "config.yaml").read_text()
     assert f"width: {summary['chosen']['width']}" in config
     assert first["tasks"] == second["tasks"]
+    # a choice at an end of its range is recorded (top_k: 20 is the smallest candidate)
+    assert summary["at_edge"].get("top_k") == ("low" if summary["chosen"]["top_k"] == 20 else None)
+    assert saved["tuning"]["at_edge"] == summary["at_edge"]
+
+
+LOG_LR = {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}
+TOP_K = {"type": "categorical", "choices": [32, 128, None]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "end"),
+    [
+        (LOG_LR, 1.2e-4, "low"),  # 4% of the way on the log scale
+        (LOG_LR, 1.0e-3, None),
+        (LOG_LR, 8.5e-3, "high"),  # 96.5%
+        ({"type": "float", "low": 0.0, "high": 0.5}, 0.02, "low"),  # 4%
+        ({"type": "float", "low": 0.0, "high": 0.5}, 0.03, None),  # 6%
+        ({"type": "int", "low": 1, "high": 3}, 3, "high"),
+        ({"type": "int", "low": 1, "high": 3}, 2, None),
+        (TOP_K, 32, "low"),
+        (TOP_K, 128, None),  # null (all features) lies beyond it
+        (TOP_K, None, None),
+        ({"type": "categorical", "choices": [32, 128]}, 128, "high"),
+        ({"type": "categorical", "choices": ["variance", "association"]}, "variance", None),
+    ],
+)
+def test_a_choice_at_the_edge_of_the_space_is_named(spec, value, end):
+    """On the ALL cohort the tuner chose the smallest top_k candidate (128) on every fold
+    while 32 features did far better: a choice at the end of a range says to widen it."""
+    assert parse_param("x", {"key": "model.x", **spec}).edge(value) == end
+
+
+def test_the_report_counts_choices_at_the_edge():
+    runs = pd.DataFrame(
+        {
+            "status": "ok",
+            "variant": "split+ce",
+            "split": ["fold=0", "fold=1", "fold=2"],
+            "seed": 0,
+            "tuned": ["top_k=32, depth=3", "top_k=32, depth=2", "top_k=128, depth=3"],
+            "tuned_at_edge": ["top_k (low), depth (high)", "top_k (low)", "depth (high)"],
+        }
+    )
+    text = run_notes_section(runs)
+    assert "top_k (low): 2 of 3" in text and "depth (high): 2 of 3" in text
+    assert "Chosen at the edge" not in run_notes_section(runs.assign(tuned_at_edge=""))
 
 
 def record_served_rows(monkeypatch) -> list[tuple[str, set, bool]]:

@@ -463,10 +463,12 @@ def load_run(job_dir: str | Path) -> dict[str, Any]:
         for task, values in (metrics.get("tasks") or {}).items()
         for warning in (values.get("warnings") or [])
     )
-    chosen = (metrics.get("tuning") or {}).get("chosen") or {}
+    tuning = metrics.get("tuning") or {}
+    chosen = tuning.get("chosen") or {}
     row["tuned"] = ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen.items()
     )
+    row["tuned_at_edge"] = ", ".join(f"{k} ({v})" for k, v in (tuning.get("at_edge") or {}).items())
     row.update(flat_metrics(metrics))
     return row
 

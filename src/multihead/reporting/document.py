@@ -399,6 +399,15 @@ def run_notes_section(runs: pd.DataFrame) -> str:
             "**Tuned values** (`tune=optuna`, chosen on each job's validation split):\n\n"
             + tables.table(frame)
         )
+        edges = tuned.get("tuned_at_edge", pd.Series("", index=tuned.index)).fillna("")
+        counts = pd.Series([i for text in edges if text for i in text.split(", ")]).value_counts()
+        if len(counts):
+            parts.append(
+                "**Chosen at the edge of the search space** (jobs): "
+                + ", ".join(f"{item}: {n} of {len(tuned)}" for item, n in counts.items())
+                + ". The best value may lie beyond that end: widen `tune.space` there where"
+                " the model allows, and tune again."
+            )
     if "stop_reason" in done and done["stop_reason"].notna().any():
         counts = done.groupby("variant", sort=False)["stop_reason"].agg(
             lambda s: "; ".join(f"{v} ({n})" for v, n in s.value_counts().items())

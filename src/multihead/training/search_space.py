@@ -41,6 +41,10 @@ DIRECTIONS = ("minimize", "maximize")
 # what `tune.metric: auto` picks: the summed task losses, plain or capped (as logged)
 PLAIN_LOSS, CAPPED_SUM = "val/loss", f"val/{CAPPED_LOSS}"
 PARAM_KEYS = ("key", "type", "low", "high", "log", "step", "choices", "models", "heads", "per_task")
+#: a chosen number this close to an end of its range (a fraction of the range, on the log
+#: scale where sampled so) is reported as at the edge: the best may lie beyond it
+EDGE_FRACTION = 0.05
+LOW_EDGE, HIGH_EDGE = "low", "high"
 _ABSENT = object()
 
 
@@ -65,6 +69,25 @@ class Param:
             return [int(self.low), int(self.high)]
         return [self.low, self.high]
 
+    def edge(self, value: Any) -> str | None:
+        """`low` or `high` when `value` lies at that end of the range (within `EDGE_FRACTION`),
+        else None. Categorical choices count when they are numbers: the smallest is the low
+        end, the largest the high end unless null (all) is a choice too."""
+        if self.type == "categorical":
+            numbers = [
+                c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)
+            ]
+            if len(numbers) < 2 or value not in numbers:
+                return None
+            if value == min(numbers):
+                return LOW_EDGE
+            return HIGH_EDGE if value == max(numbers) and None not in self.choices else None
+        scale = math.log if self.log else float
+        position = (scale(value) - scale(self.low)) / (scale(self.high) - scale(self.low))
+        if position <= EDGE_FRACTION:
+            return LOW_EDGE
+        return HIGH_EDGE if position >= 1 - EDGE_FRACTION else None
+
     def suggest(self, trial: Any) -> Any:
         """The value an Optuna trial draws for this parameter."""
         if self.type == "categorical":
@@ -76,7 +99,7 @@ class Param:
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
 
-def _parse_param(name: str, spec: Any) -> Param:
+def parse_param(name: str, spec: Any) -> Param:
     where = f"tune.space.{name}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be a mapping with key, type and a range, got {spec!r}")
@@ -173,7 +196,7 @@ def parse_space(cfg: DictConfig) -> tuple[list[Param], list[Param]]:
     space = OmegaConf.to_container(cfg.tune.get("space") or {}, resolve=True)
     if not isinstance(space, dict) or not space:
         raise ConfigError("tune.space is empty: name at least one parameter to tune")
-    params = [_parse_param(name, spec) for name, spec in space.items()]
+    params = [parse_param(name, spec) for name, spec in space.items()]
     used, skipped = [], []
     for param in params:
         if applies(param, cfg):

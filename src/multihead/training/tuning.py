@@ -222,6 +222,13 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
         f"tuning done in {seconds:.1f}s: best trial {best.number} ({metric}="
         f"{best.value:.4g}): " + ", ".join(f"{k}={_short(v)}" for k, v in chosen.items())
     )
+    at_edge = {p.name: edge for p in used if (edge := p.edge(best.params[p.name])) is not None}
+    if at_edge:
+        print(
+            "note: best value at the edge of the search space for "
+            + ", ".join(f"{name} ({end} end)" for name, end in at_edge.items())
+            + ": the best may lie beyond it; widen tune.space there where the model allows"
+        )
     summary = {
         "trials": int(tune_cfg.trials),
         "seed": int(tune_cfg.seed),
@@ -231,6 +238,7 @@ def tune(cfg: DictConfig, cohort: PreparedCohort) -> TuningResult:
         "best_trial": int(best.number),
         "best_value": float(best.value),
         "chosen": {p.name: best.params[p.name] for p in used},
+        "at_edge": at_edge,  # name -> low/high: chosen at that end of its range
         "skipped": [p.name for p in skipped],
         "pruned": int((table["state"] == "PRUNED").sum()),
         "seconds": seconds,
