@@ -12,7 +12,8 @@ single-split choice varied from fold to fold between a 36-unit, strongly decayed
 Hopeless trials are pruned (median rule): at validation time with one fold, after each fold
 with several. The test split is never served to a trial. The best
 values are written into the job's config, which then trains once more on the training split
-and is tested once, as any job. The trial table goes to `tuning_trials.csv`.
+and is tested once, as any job. The trial table goes to `tuning_trials.csv`. A best value at an
+end of its range (`Param.edge`) is printed and recorded (`at_edge`): the best may lie beyond.
 
 Optuna's own Lightning callback (optuna-integration) imports the `lightning` package, not
 `pytorch_lightning` that this project uses, so `PruneOnValidation` below does the same two
